@@ -99,6 +99,30 @@ def _describe(func: Callable[..., Any]) -> tuple[tuple[ActionParameter, ...], bo
     return tuple(params), accepts_ctx, accepts_any
 
 
+def _import_file(path: str) -> None:
+    """Import a module from a file path, under a name derived from the file, once."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    name = "geo_infer_ops_user_" + "".join(c if c.isalnum() else "_" for c in file.stem)
+    if name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+
+
 class ActionRegistry:
     """Thread-safe map of ``(MODULE, action)`` to :class:`ActionSpec`."""
 
@@ -171,12 +195,15 @@ class ActionRegistry:
         self._loaded_sources.add("entry-points")
 
     def import_module(self, name: str) -> None:
-        """Import a Python module for the actions it registers."""
+        """Import a Python module (dotted name, or a path to a ``.py`` file) for the actions it registers."""
         if name in self._loaded_sources:
             return
         try:
-            importlib.import_module(name)
-        except ImportError as exc:
+            if name.endswith(".py"):
+                _import_file(name)
+            else:
+                importlib.import_module(name)
+        except (ImportError, FileNotFoundError) as exc:
             raise ActionRegistrationError(
                 f"cannot import action module {name!r}: {exc}; check the name in --import / "
                 "GEO_INFER_OPS_IMPORTS and that it is on PYTHONPATH"

@@ -1,0 +1,79 @@
+"""Shared fixtures: an isolated home folder, SQLite and PostgreSQL stores, a clean action registry."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from geo_infer_ops.modules.registry import registry
+from geo_infer_ops.settings import Settings
+
+POSTGRES_URL = os.environ.get("GEO_INFER_OPS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own GEO_INFER_OPS_HOME, so no test sees another's runs."""
+    path = tmp_path / "gio-home"
+    monkeypatch.setenv("GEO_INFER_OPS_HOME", str(path))
+    monkeypatch.delenv("GEO_INFER_OPS_DATABASE_URL", raising=False)
+    monkeypatch.delenv("GEO_INFER_OPS_IMPORTS", raising=False)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def clean_registry() -> Iterator[None]:
+    """Actions registered by a test are removed after it."""
+    before = dict(registry._actions)
+    loaded = set(registry._loaded_sources)
+    yield
+    registry._actions.clear()
+    registry._actions.update(before)
+    registry._loaded_sources.clear()
+    registry._loaded_sources.update(loaded)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    if not _postgres_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}; .ci/run should have started it")
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}")
+    import psycopg
+
+    schema = f"gio_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, home: Path) -> str:
+    """Run the test once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{home / 'state.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return Settings(home=home, max_parallel=4)
