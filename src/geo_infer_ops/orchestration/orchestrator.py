@@ -138,14 +138,19 @@ class WorkflowOrchestrator:
         return self._drive(wf, run_id, None, None)
 
     def submit_workflow(self, workflow: WorkflowLike, parameters: Mapping[str, Any] | None = None) -> Future:
-        """Start a run in the background; the future's result is ``execute_workflow``'s dict."""
+        """Start a run in the background; the future's result is ``execute_workflow``'s dict.
+
+        The run's id is known at once as ``future.run_id`` (to watch it with :meth:`monitor_workflow`).
+        """
         wf = self.define_workflow(workflow, parameters)
         run_id = new_run_id()
         self.store.create_run(run_id, wf.version, wf.name, [(s.name, s.module, s.action) for s in wf.steps],
                               params=dict(parameters or {}), owner=owner_id())
         if self._run_pool is None:
             self._run_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="gio-run")
-        return self._run_pool.submit(self._drive, wf, run_id, None, None)
+        future = self._run_pool.submit(self._drive, wf, run_id, None, None)
+        future.run_id = run_id  # type: ignore[attr-defined]
+        return future
 
     def _drive(
         self,
