@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	GEO_INFER_OPS_HOME=$(CURDIR)/demo-output/.geo-infer-ops $(VENV)/bin/geo-infer-ops run examples/environmental_analysis.yaml --output-dir demo-output
+	$(VENV)/bin/geo-infer-ops run examples/quickstart.yaml --import examples/quickstart_actions.py
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -43,5 +43,5 @@ def sink_of(dag: Dag) -> str:
 def sizes(quick: bool) -> dict[str, int]:
     """Workload sizes for a full or a ``--quick`` run."""
     if quick:  # sized so that Prefect (~20 s start-up, ~1 s per flow run) still fits in a minute
-        return {"fanout": 50, "chain": 20, "diamond_runs": 3, "scale": 1000}
+        return {"fanout": 50, "chain": 20, "diamond_runs": 2, "scale": 1000}
     return {"fanout": 1000, "chain": 200, "diamond_runs": 50, "scale": 10000}

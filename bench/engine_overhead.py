@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import faulthandler
 import gc
 import json
 import os
@@ -31,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +49,7 @@ import _workloads as wl  # noqa: E402
 PREFECT_VENV = BENCH_DIR / ".venv-prefect"
 PREFECT_REQUIREMENT = "prefect>=3,<4"
 PREFECT_RUNNER = BENCH_DIR / "_prefect_runner.py"
+PREFECT_LOG = BENCH_DIR / "results" / "prefect_runner.log"  # gitignored; kept for post-mortems
 DEFAULT_OUTPUT = BENCH_DIR / "results" / "engine_overhead.json"
 # --quick writes elsewhere so that a smoke run never clobbers the real results
 QUICK_OUTPUT = BENCH_DIR / "results" / "engine_overhead.quick.json"
@@ -92,6 +95,8 @@ def _measure(fn: Callable[[], Any], dag: wl.Dag, runs: int, repeats: int) -> dic
 
 def summarize(raw: dict[str, Any]) -> dict[str, Any]:
     """Add best-of-repeats derived numbers to a raw ``{tasks, runs, samples_s}`` record."""
+    if not raw["samples_s"]:
+        return {**raw, "error": (raw.get("errors") or ["no sample"])[-1]}
     best = min(raw["samples_s"])
     per_run = best / raw["runs"]
     return {
@@ -129,8 +134,12 @@ def _startup_probe(code: str, env: dict[str, str] | None = None) -> float | None
 # geo-infer-ops
 
 
-def run_geo_infer_ops(sizes: dict[str, int], repeats: int) -> dict[str, Any]:
-    """Time ``execute_workflow`` (SQLite store in a temp GEO_INFER_OPS_HOME) on every workload."""
+def run_geo_infer_ops(sizes: dict[str, int], repeats: int, run_timeout_s: float = 600) -> dict[str, Any]:
+    """Time ``execute_workflow`` (SQLite store in a temp GEO_INFER_OPS_HOME) on every workload.
+
+    A single ``execute_workflow`` call that takes longer than ``run_timeout_s`` dumps all stacks to
+    stderr and exits the process (use it through :func:`run_geo_infer_ops_isolated`).
+    """
     home = tempfile.mkdtemp(prefix="gio-bench-")
     os.environ["GEO_INFER_OPS_HOME"] = home
     orch: Any = None
@@ -153,8 +162,9 @@ def run_geo_infer_ops(sizes: dict[str, int], repeats: int) -> dict[str, Any]:
             "from geo_infer_ops.orchestration import WorkflowOrchestrator; WorkflowOrchestrator(); "
             "print(time.perf_counter()-t)"
         )
-        env = {**os.environ, "GEO_INFER_OPS_HOME": tempfile.mkdtemp(prefix="gio-bench-startup-")}
-        startup_s = _startup_probe(probe, env)
+        probe_home = tempfile.mkdtemp(prefix="gio-bench-startup-")
+        startup_s = _startup_probe(probe, {**os.environ, "GEO_INFER_OPS_HOME": probe_home})
+        shutil.rmtree(probe_home, ignore_errors=True)
 
         orch = WorkflowOrchestrator()
         counter = iter(range(1_000_000))
@@ -168,7 +178,12 @@ def run_geo_infer_ops(sizes: dict[str, int], repeats: int) -> dict[str, Any]:
 
         def executor(wf: Any) -> Callable[[], None]:
             def go() -> None:
-                result = orch.execute_workflow(wf)
+                # a hung run dumps every thread's stack and ends the worker instead of blocking forever
+                faulthandler.dump_traceback_later(run_timeout_s, exit=True)
+                try:
+                    result = orch.execute_workflow(wf)
+                finally:
+                    faulthandler.cancel_dump_traceback_later()
                 status = result.get("status") if isinstance(result, dict) else getattr(result, "status", None)
                 if str(status) != "succeeded":
                     raise RuntimeError(f"geo-infer-ops run ended with status {status!r}")
@@ -215,7 +230,7 @@ def run_geo_infer_ops_isolated(sizes: dict[str, int], repeats: int, timeout_s: f
         sys.executable,
         str(Path(__file__).resolve()),
         "--gio-worker",
-        json.dumps({"sizes": sizes, "repeats": repeats}),
+        json.dumps({"sizes": sizes, "repeats": repeats, "run_timeout_s": timeout_s / 4}),
     ]
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=timeout_s, check=False)
@@ -225,7 +240,11 @@ def run_geo_infer_ops_isolated(sizes: dict[str, int], repeats: int, timeout_s: f
     try:
         return json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
-        return {"available": False, "error": f"worker exited {proc.returncode} without a result"}
+        return {
+            "available": False,
+            "error": f"worker died (exit {proc.returncode}) without a result; a hung run prints "
+            "every thread's stack above",
+        }
 
 
 def _gio_worker(config: str) -> int:
@@ -233,7 +252,7 @@ def _gio_worker(config: str) -> int:
     cfg = json.loads(config)
     result_fd = os.dup(1)
     os.dup2(2, 1)  # whatever the engine prints goes to stderr, keeping stdout for the JSON
-    result = run_geo_infer_ops(cfg["sizes"], int(cfg["repeats"]))
+    result = run_geo_infer_ops(cfg["sizes"], int(cfg["repeats"]), float(cfg["run_timeout_s"]))
     with os.fdopen(result_fd, "w") as fh:
         fh.write(json.dumps(result) + "\n")
     return 0
@@ -354,34 +373,52 @@ def run_prefect(sizes: dict[str, int], repeats: int, timeout_s: float) -> dict[s
     if python is None:
         return {"available": False, "error": message}
     home = tempfile.mkdtemp(prefix="prefect-bench-")
-    log_path = Path(home) / "runner.log"
+    PREFECT_LOG.parent.mkdir(parents=True, exist_ok=True)
     cfg = json.dumps({"sizes": sizes, "repeats": repeats})
-    say(f"[prefect] running {PREFECT_RUNNER.name} (Prefect's own log: {log_path})")
+    say(f"[prefect] running {PREFECT_RUNNER.name}; Prefect's own log: {PREFECT_LOG}")
     try:
         t0 = time.perf_counter()
-        with log_path.open("w") as err:
-            proc = subprocess.run(
+        with PREFECT_LOG.open("w") as log_file:
+            proc = subprocess.Popen(
                 [str(python), str(PREFECT_RUNNER), cfg],
                 stdout=subprocess.PIPE,
-                stderr=err,
+                stderr=subprocess.PIPE,
                 text=True,
                 env=prefect_env(home),
                 cwd=home,
-                timeout=timeout_s,
-                check=False,
             )
+            pump = threading.Thread(target=_pump_stderr, args=(proc, log_file), daemon=True)
+            pump.start()
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                return {"available": False, "error": f"Prefect runner timed out after {timeout_s:.0f} s"}
+            finally:
+                pump.join(timeout=10)
         process_s = time.perf_counter() - t0
-        lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+        assert proc.stdout is not None
+        lines = [ln for ln in proc.stdout.read().splitlines() if ln.strip()]
         result = json.loads(lines[-1]) if lines else {"available": False, "error": "runner printed nothing"}
         result.setdefault("process_wall_s", process_s)
         if not result.get("available"):
-            tail = log_path.read_text(errors="replace").splitlines()[-15:]
+            tail = PREFECT_LOG.read_text(errors="replace").splitlines()[-15:]
             say("[prefect] runner failed; last lines of its log:\n" + "\n".join(tail))
         return result
-    except (subprocess.TimeoutExpired, json.JSONDecodeError, OSError) as exc:
+    except (json.JSONDecodeError, OSError) as exc:
         return {"available": False, "error": f"{type(exc).__name__}: {exc}"}
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _pump_stderr(proc: subprocess.Popen[str], log_file: Any) -> None:
+    """Copy the runner's stderr to the log file, echoing its own ``[prefect]`` progress lines."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        log_file.write(line)
+        if line.startswith("[prefect]"):
+            say(line.rstrip())
 
 
 # ---------------------------------------------------------------------------
@@ -441,6 +478,12 @@ def _fmt(v: float | None) -> str:
     return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 
 
+def _fmt_ratio(r: float) -> str:
+    if r >= 10:
+        return f"{r:,.0f}x"
+    return f"{r:.1f}x" if r >= 1 else f"{r:.2f}x"
+
+
 def cells(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and body of the comparison table (shared by Rich and markdown)."""
     header = ["Workload", *(LABELS[s] for s in SYSTEMS)]
@@ -452,7 +495,7 @@ def cells(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             text = _fmt(v)
             ratio = results["ratios_vs_geo_infer_ops"].get(workload, {}).get(system) if with_ratio else None
             if ratio is not None:
-                text += f" ({ratio:.1f}x)"
+                text += f" ({_fmt_ratio(ratio)})"
             line.append(text)
         body.append(line)
     define = results["systems"].get(GIO, {}).get("define_workflow")
@@ -474,7 +517,17 @@ def footnotes(results: dict[str, Any]) -> list[str]:
         res = results["systems"].get(system, {})
         if not res.get("available"):
             notes.append(f"{LABELS[system]}: unavailable — {res.get('error', 'skipped')}")
+        for name, w in res.get("workloads", {}).items():
+            if w.get("errors"):
+                what = "failed" if w.get("error") else f"{len(w['errors'])} failed batch(es) retried"
+                notes.append(f"{LABELS[system]} {name}: {what}: {w['errors'][-1][:160]}")
     pf = results["systems"].get(PREFECT, {})
+    direct = pf.get("workloads", {}).get("chain_direct", {})
+    if direct.get("per_task_us") is not None:
+        notes.append(
+            "Prefect chain as plain sequential task calls (no .submit): "
+            f"{_fmt(direct['per_task_us'])} µs/task."
+        )
     if pf.get("available"):
         st = pf["startup"]
         notes.append(
@@ -527,7 +580,7 @@ def build_results(args: argparse.Namespace) -> dict[str, Any]:
         "sizes": sizes,
         "systems": {},
     }
-    results["systems"][GIO] = run_geo_infer_ops_isolated(sizes, args.repeats, 300 if args.quick else 1800)
+    results["systems"][GIO] = run_geo_infer_ops_isolated(sizes, args.repeats, 120 if args.quick else 1800)
     if not results["systems"][GIO]["available"]:
         log.print(f"[yellow]geo-infer-ops skipped: {results['systems'][GIO]['error']}[/yellow]")
     results["systems"].update(run_dask(sizes, args.repeats))
@@ -554,7 +607,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--markdown", action="store_true", help="print a markdown table on stdout (Rich table to stderr)"
     )
     p.add_argument("--skip-prefect", action="store_true", help="do not install or run Prefect")
-    p.add_argument("--repeats", type=int, default=3, help="timed repeats per workload; the best is kept")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed repeats per workload, the best is kept (3; --quick: 2)",
+    )
     p.add_argument(
         "--output",
         type=Path,
@@ -566,6 +624,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.output is None:
         args.output = QUICK_OUTPUT if args.quick else DEFAULT_OUTPUT
+    if args.repeats is None:
+        args.repeats = 2 if args.quick else 3
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
     return args

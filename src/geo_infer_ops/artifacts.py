@@ -27,6 +27,7 @@ from typing import Any
 from .errors import ArtifactError
 
 _BUNDLE_KEY = "$artifact"
+_UNNAMED_SERIES = "__series__"  # the column of a Series without a name (Parquet columns need one)
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ class ArtifactStore:
             if text is not None and len(text) <= self.inline_max_bytes:
                 return StoredResult(inline=text)
         artifact_id = uuid.uuid4().hex
-        base = self.root / run_id / f"{_safe(step)}-{artifact_id[:8]}"
+        # no dot in the stem: ``with_suffix`` would cut 'DATA.load-1a2b' down to 'DATA' + suffix
+        base = self.root / run_id / f"{_safe(step).replace('.', '_')}-{artifact_id[:8]}"
         base.parent.mkdir(parents=True, exist_ok=True)
         try:
             fmt, path = self._write(base, value)
@@ -180,7 +182,7 @@ class ArtifactStore:
         if _is_dataframe(value):
             fmt = "parquet"
             if type(value).__name__ == "Series":
-                value = value.to_frame(name=value.name if value.name is not None else "value")
+                value = value.to_frame(name=value.name if value.name is not None else _UNNAMED_SERIES)
                 fmt = "parquet-series"
             path = base.with_suffix(".parquet")
             tmp = path.with_name(path.name + ".tmp")
@@ -229,7 +231,10 @@ class ArtifactStore:
             import pandas
 
             frame = pandas.read_parquet(path)
-            return frame.iloc[:, 0] if fmt == "parquet-series" else frame
+            if fmt != "parquet-series":
+                return frame
+            series = frame.iloc[:, 0]
+            return series.rename(None) if series.name == _UNNAMED_SERIES else series
         if fmt == "npy":
             import numpy as np
 

@@ -52,7 +52,10 @@ def parse_schedule(text: str) -> Schedule:
         seconds = amount * _UNIT_SECONDS[match.group(2)[0].lower()]
         if seconds <= 0:
             raise ValueError("an interval schedule must be longer than zero")
-        return Schedule(raw, interval=timedelta(seconds=seconds))
+        try:
+            return Schedule(raw, interval=timedelta(seconds=seconds))
+        except OverflowError:
+            raise ValueError(f"{raw!r} is too long an interval; use at most 'every 999999999d'") from None
     from croniter import croniter
 
     if len(raw.split()) in (5, 6) and croniter.is_valid(raw):

@@ -159,14 +159,13 @@ def load_workflow_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise WorkflowSpecError([Problem("", f"file {str(p)!r} does not exist", "check the path")], str(p))
-    text = p.read_text(encoding="utf-8")
     try:
-        if p.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        problem = Problem("", f"not UTF-8 text: {exc}", "save the file as UTF-8")
+        raise WorkflowSpecError([problem], str(p)) from None
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else _yaml_load(text)
     except json.JSONDecodeError as exc:
         raise WorkflowSpecError(
             [Problem(f"line {exc.lineno}", f"invalid JSON: {exc.msg}", "fix the JSON syntax")], str(p)
@@ -176,6 +175,20 @@ def load_workflow_file(path: str | Path) -> dict[str, Any]:
         where = f"line {mark.line + 1}" if mark is not None else ""
         raise WorkflowSpecError([Problem(where, f"invalid YAML: {exc}", "fix the YAML syntax")], str(p)) from None
     return data
+
+
+def _yaml_load(text: str) -> Any:
+    """``yaml.safe_load``, but ``2024-01-31`` stays a string: parameters must be plain JSON values."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: as safe as safe_load
 
 
 def as_workflow_dict(source: Mapping[str, Any] | str | Path) -> tuple[Any, str]:
@@ -303,10 +316,12 @@ def parse_workflow(
                 parsed.append((i, step))
 
     names = _assign_names(parsed, problems)
-    dependencies = _resolve_dependencies(parsed, names, header, problems)
+    refs = header if header is not None else _header_for_references(header_data)
+    ghosts = _unparsed_names(raw_steps, parsed)
+    dependencies = _resolve_dependencies(parsed, names, refs, problems, ghosts)
     if len(parsed) == (len(raw_steps) if isinstance(raw_steps, (list, tuple)) else -1):
         _check_cycles(names, dependencies, problems)
-    fallbacks = _resolve_fallbacks(parsed, names, header, problems)
+    fallbacks = _resolve_fallbacks(parsed, names, refs, problems, ghosts)
     if check_actions:
         _check_actions(parsed, names, fallbacks, registry, problems)
 
@@ -341,6 +356,43 @@ def parse_workflow(
     )
 
 
+def _header_for_references(header_data: dict[str, Any]) -> _RawHeader | None:
+    """The header's ``dependencies`` and ``fallback_actions`` alone, when the header as a whole is invalid."""
+    eh = header_data.get("error_handling")
+    fallbacks = eh.get("fallback_actions", {}) if isinstance(eh, Mapping) else {}
+    parts = {
+        "dependencies": header_data.get("dependencies", {}),
+        "error_handling": {"fallback_actions": fallbacks},
+    }
+    valid: dict[str, Any] = {"name": "-"}
+    for key, value in parts.items():
+        try:
+            _RawHeader.model_validate({"name": "-", key: value})
+        except ValidationError:
+            continue
+        valid[key] = value
+    return _RawHeader.model_validate(valid)
+
+
+def _unparsed_names(raw_steps: Any, parsed: list[tuple[int, _RawStep]]) -> set[str]:
+    """Names (and ``module:`` entries) of steps that exist but failed validation (already reported)."""
+    if not isinstance(raw_steps, (list, tuple)):
+        return set()
+    done = {i for i, _ in parsed}
+    out: set[str] = set()
+    for i, raw in enumerate(raw_steps):
+        if i in done or not isinstance(raw, Mapping):
+            continue
+        name, module, act = raw.get("name"), raw.get("module"), raw.get("action")
+        if isinstance(module, str):
+            out.add("module:" + module.strip().upper())
+        if isinstance(name, str) and name.strip():
+            out.add(name.strip())
+        elif isinstance(module, str) and isinstance(act, str):
+            out.add(f"{module.strip().upper()}.{act.strip()}")
+    return out
+
+
 def _assign_names(parsed: list[tuple[int, _RawStep]], problems: list[Problem]) -> dict[int, str]:
     names: dict[int, str] = {}
     explicit: dict[str, int] = {}
@@ -371,12 +423,15 @@ def _resolve_dependencies(
     names: dict[int, str],
     header: _RawHeader | None,
     problems: list[Problem],
+    ghosts: set[str] | frozenset[str] = frozenset(),
 ) -> dict[int, list[str]]:
     known = set(names.values())
     deps: dict[int, list[str]] = {}
     for i, step in parsed:
         own: list[str] = []
         for j, dep in enumerate(step.dependencies):
+            if dep not in known and dep in ghosts:
+                continue
             if dep not in known:
                 close = difflib.get_close_matches(dep, sorted(known), n=1)
                 fix = f"did you mean {close[0]!r}?" if close else f"use one of: {', '.join(sorted(known))}"
@@ -396,12 +451,16 @@ def _resolve_dependencies(
     for module, upstream in header.dependencies.items():
         key = module.upper()
         if key not in by_module:
+            if "module:" + key in ghosts:
+                continue
             problems.append(Problem(f"dependencies.{module}", f"no step uses module {module!r}",
                                     f"use one of the workflow's modules: {', '.join(modules)}"))
             continue
         for j, up in enumerate(upstream):
             up_key = up.upper()
             if up_key not in by_module:
+                if "module:" + up_key in ghosts:
+                    continue
                 problems.append(Problem(f"dependencies.{module}[{j}]", f"no step uses module {up!r}",
                                         f"use one of the workflow's modules: {', '.join(modules)}"))
                 continue
@@ -433,6 +492,7 @@ def _resolve_fallbacks(
     names: dict[int, str],
     header: _RawHeader | None,
     problems: list[Problem],
+    ghosts: set[str] | frozenset[str] = frozenset(),
 ) -> dict[int, str]:
     if header is None:
         return {}
@@ -441,12 +501,15 @@ def _resolve_fallbacks(
     for i, s in parsed:
         by_module.setdefault(s.module.upper(), []).append(i)
     resolved: dict[int, str] = {}
-    for key, target in header.error_handling.fallback_actions.items():
+    entries = header.error_handling.fallback_actions.items()
+    for key, target in sorted(entries, key=lambda item: item[0] in by_name):  # step names last: they win
         path = f"error_handling.fallback_actions.{key}"
         if key in by_name:
             indices = [by_name[key][0]]
         elif key.upper() in by_module:
             indices = by_module[key.upper()]
+        elif key in ghosts or "module:" + key.upper() in ghosts:
+            continue
         else:
             close = difflib.get_close_matches(key, sorted(by_name), n=1)
             fix = f"did you mean {close[0]!r}?" if close else "name a step (or a module) of this workflow"

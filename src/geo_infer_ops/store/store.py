@@ -82,7 +82,7 @@ class Store:
         try:
             self.engine = self._create_engine(url)
             self._migrate()
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, ImportError, OSError) as exc:  # bad URL, missing driver, unwritable path
             raise StoreError(f"cannot open the state store at {_redact(url)}: {exc.__class__.__name__}: "
                              f"{str(exc).splitlines()[0]}") from exc
 
@@ -211,7 +211,8 @@ class Store:
             if conn.execute(select(t.runs.c.id).where(t.runs.c.id == run_id)).first():
                 return run_id
             if len(run_id) >= 4:
-                rows = conn.execute(select(t.runs.c.id).where(t.runs.c.id.like(f"{run_id}%")).limit(2)).all()
+                prefix = t.runs.c.id.startswith(run_id, autoescape=True)  # '%' and '_' are literal
+                rows = conn.execute(select(t.runs.c.id).where(prefix).limit(2)).all()
                 if len(rows) == 1:
                     return rows[0][0]
                 if len(rows) > 1:

@@ -21,7 +21,7 @@ def _run_fk() -> sa.ForeignKey:
 def upgrade() -> None:
     op.create_table(
         "workflows",
-        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("id", sa.String(32), primary_key=True, comment="content hash of the normalized definition"),
         sa.Column("name", sa.String(200), nullable=False, index=True),
         sa.Column("definition", sa.Text, nullable=False),
         sa.Column("created_at", sa.Float, nullable=False),
@@ -37,7 +37,7 @@ def upgrade() -> None:
         sa.Column("started_at", sa.Float),
         sa.Column("finished_at", sa.Float),
         sa.Column("error", sa.Text),
-        sa.Column("owner", sa.String(300)),
+        sa.Column("owner", sa.String(300), comment="host:pid of the process executing the run"),
         sa.Column("retry_config", sa.Text),
     )
     op.create_index("ix_runs_created_at", "runs", ["created_at"])
@@ -56,7 +56,7 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.Float),
         sa.Column("duration_s", sa.Float),
         sa.Column("error", sa.Text),
-        sa.Column("result", sa.Text),
+        sa.Column("result", sa.Text, comment="inline JSON result when small"),
         sa.Column("artifact_id", sa.String(32)),
     )
     op.create_table(
