@@ -37,14 +37,26 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(autouse=True)
 def clean_registry() -> Iterator[None]:
-    """Actions registered by a test are removed after it."""
+    """Actions registered during a test are removed after it, and user files it imported are forgotten.
+
+    Built-in modules (``geo_infer_ops.modules.*``) stay: they are imported once per process, so
+    removing their actions would lose them for the rest of the session.
+    """
+    import sys
+
     before = dict(registry._actions)
-    loaded = set(registry._loaded_sources)
+    sources = set(registry._loaded_sources)
     yield
-    registry._actions.clear()
-    registry._actions.update(before)
-    registry._loaded_sources.clear()
-    registry._loaded_sources.update(loaded)
+    for key, spec in list(registry._actions.items()):
+        if key in before:
+            registry._actions[key] = before[key]
+        elif not spec.func.__module__.startswith("geo_infer_ops."):
+            del registry._actions[key]
+    for source in set(registry._loaded_sources) - sources:
+        if source.endswith(".py"):
+            registry._loaded_sources.discard(source)
+    for name in [m for m in sys.modules if m.startswith("geo_infer_ops_user_")]:
+        del sys.modules[name]
 
 
 @pytest.fixture

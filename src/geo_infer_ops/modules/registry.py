@@ -108,7 +108,10 @@ def _import_file(path: str) -> None:
     file = Path(path).resolve()
     if not file.is_file():
         raise FileNotFoundError(f"no such file: {path}")
-    name = "geo_infer_ops_user_" + "".join(c if c.isalnum() else "_" for c in file.stem)
+    import hashlib
+
+    digest = hashlib.sha1(str(file).encode()).hexdigest()[:8]
+    name = "geo_infer_ops_user_" + "".join(c if c.isalnum() else "_" for c in file.stem) + "_" + digest
     if name in sys.modules:
         return
     spec = importlib.util.spec_from_file_location(name, file)

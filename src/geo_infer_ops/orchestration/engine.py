@@ -194,7 +194,19 @@ class RunEngine:
                 self.ready.append(name)
 
     def _unfinished(self) -> bool:
-        return bool(self.ready or self.running or self.timers or self.waiting)
+        return bool(self.ready or self.running or self.waiting or self._live_timers())
+
+    def _live_timers(self) -> bool:
+        """Drop timers that no longer matter (a finished attempt's timeout); say if any is left."""
+        while self.timers:
+            _, _, kind, name, attempt = self.timers[0]
+            if kind == "retry" and self.states[name].status == "retrying":
+                return True
+            running = self.running.get(name)
+            if kind == "timeout" and running is not None and running.attempt == attempt:
+                return True
+            heapq.heappop(self.timers)
+        return False
 
     def _poll(self) -> Any | None:
         try:
@@ -204,7 +216,7 @@ class RunEngine:
 
     def _next_timeout(self) -> float | None:
         """Wait until the next timer; with none, until an outcome arrives (or a slot frees up)."""
-        if not self.timers:
+        if not self._live_timers():
             return None
         return max(0.0, self.timers[0][0] - self.s.clock.monotonic())
 

@@ -262,6 +262,10 @@ def _validate(model: type[BaseModel], data: Any, prefix: str, problems: list[Pro
             msg = err.get("msg", "invalid value")
             if msg.startswith("Value error, "):
                 msg = msg[len("Value error, ") :]
+            if err.get("type") == "extra_forbidden":
+                msg = "unknown key"
+            elif err.get("type") == "missing":
+                msg = "missing required key"
             if err.get("type") not in ("missing", "extra_forbidden") and "input" in err:
                 msg = f"{msg} (got {_short(err['input'])})"
             problems.append(Problem(_join_path(prefix, loc), msg, _fix_for(err, model)))
