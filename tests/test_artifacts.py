@@ -49,12 +49,24 @@ def test_small_json_is_inline(artifacts: ArtifactStore) -> None:
 
 
 def test_common_scalars_become_plain_json(artifacts: ArtifactStore) -> None:
-    value = {"when": datetime(2024, 1, 2, 3, 4, 5), "day": date(2024, 1, 2), "n": np.int64(4),
-             "x": np.float32(0.5), "tags": {"b", "a"}, "path": Path("/tmp/x")}
+    value = {
+        "when": datetime(2024, 1, 2, 3, 4, 5),
+        "day": date(2024, 1, 2),
+        "n": np.int64(4),
+        "x": np.float32(0.5),
+        "tags": {"b", "a"},
+        "path": Path("/tmp/x"),
+    }
     stored = artifacts.save("run1", "s", value)
     assert stored.is_inline
-    assert artifacts.load(stored) == {"when": "2024-01-02T03:04:05", "day": "2024-01-02", "n": 4, "x": 0.5,
-                                      "tags": ["a", "b"], "path": "/tmp/x"}
+    assert artifacts.load(stored) == {
+        "when": "2024-01-02T03:04:05",
+        "day": "2024-01-02",
+        "n": 4,
+        "x": 0.5,
+        "tags": ["a", "b"],
+        "path": "/tmp/x",
+    }
 
 
 def test_large_json_goes_to_a_file(artifacts: ArtifactStore) -> None:
@@ -67,8 +79,15 @@ def test_large_json_goes_to_a_file(artifacts: ArtifactStore) -> None:
     assert stored.size_bytes == path.stat().st_size > 1024
     assert artifacts.load(stored) == value
     record = stored.to_record("run1", "SPACE.analyze", 12.0)
-    assert record == {"id": stored.artifact_id, "run_id": "run1", "step": "SPACE.analyze", "format": "json",
-                      "path": stored.path, "size_bytes": stored.size_bytes, "created_at": 12.0}
+    assert record == {
+        "id": stored.artifact_id,
+        "run_id": "run1",
+        "step": "SPACE.analyze",
+        "format": "json",
+        "path": stored.path,
+        "size_bytes": stored.size_bytes,
+        "created_at": 12.0,
+    }
 
 
 def test_dataframe_parquet_round_trip(artifacts: ArtifactStore) -> None:

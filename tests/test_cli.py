@@ -114,8 +114,13 @@ def failing() -> dict[str, Any]:
         "name": "failing",
         "steps": [
             {"name": "load", "module": "CLITEST", "action": "load"},
-            {"name": "explode", "module": "CLITEST", "action": "boom", "dependencies": ["load"],
-             "parameters": {"message": "kaboom [red]not markup[/red]"}},
+            {
+                "name": "explode",
+                "module": "CLITEST",
+                "action": "boom",
+                "dependencies": ["load"],
+                "parameters": {"message": "kaboom [red]not markup[/red]"},
+            },
             {"name": "after", "module": "CLITEST", "action": "total", "dependencies": ["explode"]},
         ],
     }
@@ -183,15 +188,18 @@ def test_validate_json(runner: CliRunner, tmp_path: Path, actions: str) -> None:
 
 
 def test_validate_invalid_lists_every_problem(runner: CliRunner, tmp_path: Path, actions: str) -> None:
-    wf = write_workflow(tmp_path, {
-        "name": "broken",
-        "colour": "red",
-        "steps": [
-            {"name": "load", "module": "CLITEST", "action": "lod"},
-            {"name": "total", "module": "CLITEST", "action": "total", "dependencies": ["laod"]},
-            {"name": "x", "module": "CLITEST", "action": "load", "timeout": -1},
-        ],
-    })
+    wf = write_workflow(
+        tmp_path,
+        {
+            "name": "broken",
+            "colour": "red",
+            "steps": [
+                {"name": "load", "module": "CLITEST", "action": "lod"},
+                {"name": "total", "module": "CLITEST", "action": "total", "dependencies": ["laod"]},
+                {"name": "x", "module": "CLITEST", "action": "load", "timeout": -1},
+            ],
+        },
+    )
     result = invoke(runner, "validate", wf, "--import", actions, code=2)
     text = result.output
     for path in ("colour", "steps[0].action", "steps[1].dependencies[0]", "steps[2].timeout"):
@@ -225,8 +233,9 @@ def test_unknown_import_is_a_clear_error(runner: CliRunner, tmp_path: Path) -> N
     assert "missing.py" in result.output
 
 
-def test_imports_setting_is_used(runner: CliRunner, tmp_path: Path, actions: str,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_imports_setting_is_used(
+    runner: CliRunner, tmp_path: Path, actions: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GEO_INFER_OPS_IMPORTS", actions)
     wf = write_workflow(tmp_path, pipeline())
     invoke(runner, "validate", wf, code=0)
@@ -243,8 +252,13 @@ def test_run_success_json(runner: CliRunner, tmp_path: Path, actions: str) -> No
     assert "outputs" not in data
     assert data["status"] == "succeeded"
     assert set(data["steps"]) == {"load", "total"}
-    assert data["steps"]["load"] == {"status": "succeeded", "attempts": 1, "duration_s": data["steps"]["load"]
-                                     ["duration_s"], "error": None, "used_fallback": False}
+    assert data["steps"]["load"] == {
+        "status": "succeeded",
+        "attempts": 1,
+        "duration_s": data["steps"]["load"]["duration_s"],
+        "error": None,
+        "used_fallback": False,
+    }
     lines = [r["message"] for r in run_json(runner, "logs", data["workflow_id"])]
     assert "loading 5 numbers" in lines
     assert "summing with scale 2" in lines
@@ -288,23 +302,38 @@ def test_run_bad_param(runner: CliRunner, tmp_path: Path, actions: str) -> None:
 
 
 def test_run_invalid_workflow_exits_2(runner: CliRunner, tmp_path: Path, actions: str) -> None:
-    wf = write_workflow(tmp_path, {"name": "x", "steps": [
-        {"module": "CLITEST", "action": "load", "bogus": 1},
-    ]})
+    wf = write_workflow(
+        tmp_path,
+        {
+            "name": "x",
+            "steps": [
+                {"module": "CLITEST", "action": "load", "bogus": 1},
+            ],
+        },
+    )
     result = invoke(runner, "run", wf, "--import", actions, code=2)
     assert "steps[0].bogus" in result.output
 
 
 def test_run_max_parallel_one(runner: CliRunner, tmp_path: Path, actions: str) -> None:
-    wf = write_workflow(tmp_path, {"name": "fan", "steps": [
-        {"name": f"s{i}", "module": "CLITEST", "action": "load", "parameters": {"delay": 0.2}}
-        for i in range(3)
-    ]})
+    wf = write_workflow(
+        tmp_path,
+        {
+            "name": "fan",
+            "steps": [
+                {"name": f"s{i}", "module": "CLITEST", "action": "load", "parameters": {"delay": 0.2}}
+                for i in range(3)
+            ],
+        },
+    )
     data = run_json(runner, "run", wf, "--import", actions, "--max-parallel", "1")
     assert data["status"] == "succeeded"
     shown = run_json(runner, "show", data["workflow_id"])
-    spans = sorted((datetime.fromisoformat(a["started_at"]), datetime.fromisoformat(a["finished_at"]))
-                   for s in shown["steps"] for a in s["attempts"])
+    spans = sorted(
+        (datetime.fromisoformat(a["started_at"]), datetime.fromisoformat(a["finished_at"]))
+        for s in shown["steps"]
+        for a in s["attempts"]
+    )
     assert len(spans) == 3
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end
@@ -369,16 +398,37 @@ def test_unknown_run_id_exits_2(runner: CliRunner, command: list[str]) -> None:
 
 def test_retry_after_fixing_the_cause(runner: CliRunner, tmp_path: Path, actions: str) -> None:
     marker = tmp_path / "fixed"
-    wf = write_workflow(tmp_path, {"name": "flaky", "steps": [
-        {"name": "load", "module": "CLITEST", "action": "load"},
-        {"name": "flaky", "module": "CLITEST", "action": "flaky", "parameters": {"marker": str(marker)},
-         "dependencies": ["load"]},
-    ]})
+    wf = write_workflow(
+        tmp_path,
+        {
+            "name": "flaky",
+            "steps": [
+                {"name": "load", "module": "CLITEST", "action": "load"},
+                {
+                    "name": "flaky",
+                    "module": "CLITEST",
+                    "action": "flaky",
+                    "parameters": {"marker": str(marker)},
+                    "dependencies": ["load"],
+                },
+            ],
+        },
+    )
     first = run_json(runner, "run", wf, "--import", actions, code=1)
     assert first["steps"]["flaky"]["error"].startswith("RuntimeError: marker")
 
-    again = run_json(runner, "retry", first["workflow_id"][:8], "--import", actions, "--max-retries", "0",
-                     "--backoff", "fixed", code=1)
+    again = run_json(
+        runner,
+        "retry",
+        first["workflow_id"][:8],
+        "--import",
+        actions,
+        "--max-retries",
+        "0",
+        "--backoff",
+        "fixed",
+        code=1,
+    )
     assert again["workflow_id"] == first["workflow_id"]
     assert again["steps"]["flaky"]["attempts"] == 2
 
@@ -405,19 +455,33 @@ def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 30.0) -> None
 
 
 def _blocking_workflow(tmp_path: Path, started: Path) -> str:
-    return write_workflow(tmp_path, {"name": "blocking", "steps": [
-        {"name": "load", "module": "CLITEST", "action": "load"},
-        {"name": "block", "module": "CLITEST", "action": "wait_for", "parameters": {"started": str(started)},
-         "dependencies": ["load"]},
-        {"name": "after", "module": "CLITEST", "action": "load", "dependencies": ["block"]},
-    ]})
+    return write_workflow(
+        tmp_path,
+        {
+            "name": "blocking",
+            "steps": [
+                {"name": "load", "module": "CLITEST", "action": "load"},
+                {
+                    "name": "block",
+                    "module": "CLITEST",
+                    "action": "wait_for",
+                    "parameters": {"started": str(started)},
+                    "dependencies": ["load"],
+                },
+                {"name": "after", "module": "CLITEST", "action": "load", "dependencies": ["block"]},
+            ],
+        },
+    )
 
 
 def test_resume_a_run_whose_process_was_killed(runner: CliRunner, tmp_path: Path, actions: str) -> None:
     started = tmp_path / "started"
     wf = _blocking_workflow(tmp_path, started)
-    proc = subprocess.Popen([sys.executable, "-m", "geo_infer_ops.cli", "run", wf, "--import", actions],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "geo_infer_ops.cli", "run", wf, "--import", actions],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     _wait_for(started, proc)
     proc.kill()
     proc.wait(timeout=30)
@@ -434,8 +498,12 @@ def test_resume_a_run_whose_process_was_killed(runner: CliRunner, tmp_path: Path
 def test_ctrl_c_cancels_the_run_and_exits_130(runner: CliRunner, tmp_path: Path, actions: str) -> None:
     started = tmp_path / "started"
     wf = _blocking_workflow(tmp_path, started)
-    proc = subprocess.Popen([str(SCRIPT), "run", wf, "--import", actions],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(SCRIPT), "run", wf, "--import", actions],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(started, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -478,19 +546,30 @@ def test_the_installed_script_runs_a_workflow(tmp_path: Path, actions: str) -> N
     assert SCRIPT.exists(), SCRIPT
     wf = write_workflow(tmp_path, pipeline())
     env = dict(os.environ)
-    out = subprocess.run([str(SCRIPT), "run", wf, "--import", actions, "--json"],
-                         capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [str(SCRIPT), "run", wf, "--import", actions, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["status"] == "succeeded" and set(data) >= RESULT_KEYS
 
-    out = subprocess.run([sys.executable, "-m", "geo_infer_ops.cli", "show", data["workflow_id"][:8]],
-                         capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "geo_infer_ops.cli", "show", data["workflow_id"][:8]],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "succeeded" in out.stdout and "\x1b[" not in out.stdout  # no colour codes when piped
 
-    out = subprocess.run([str(SCRIPT), "show", "ffffffff"],
-                         capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [str(SCRIPT), "show", "ffffffff"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 2
     assert "no run 'ffffffff'" in out.stderr and "Traceback" not in out.stderr
 
@@ -501,7 +580,7 @@ def test_the_installed_script_runs_a_workflow(tmp_path: Path, actions: str) -> N
 
 def _doc_block(text: str, caption: str, lang: str) -> str:
     start = text.index(f"{caption}\n\n```{lang}\n") + len(f"{caption}\n\n```{lang}\n")
-    return text[start:text.index("```", start)]
+    return text[start : text.index("```", start)]
 
 
 def test_docs_cli_example(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -84,8 +84,11 @@ def test_from_workflow() -> None:
     wf = parse_workflow(
         {
             "name": "w",
-            "steps": [{"module": "DATA", "action": "load"}, {"module": "SPACE", "action": "grid"},
-                      {"module": "APP", "action": "report"}],
+            "steps": [
+                {"module": "DATA", "action": "load"},
+                {"module": "SPACE", "action": "grid"},
+                {"module": "APP", "action": "report"},
+            ],
             "dependencies": {"SPACE": ["DATA"], "APP": ["SPACE", "DATA"]},
         },
         check_actions=False,

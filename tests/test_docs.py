@@ -44,11 +44,15 @@ def test_doc_example_runs(name, settings, example_actions):
 
 
 def test_doc_error_example_matches_reality(settings, example_actions):
-    broken = {"name": "x", "stepz": [], "steps": [
-        {"name": "a", "module": "EXAMPLE", "action": "bounding_box", "dependencies": ["b"]},
-        {"name": "b", "module": "EXAMPLE", "action": "bounding_box", "dependencies": ["a"]},
-        {"name": "c", "module": "EXAMPLE", "action": "bounding_box", "dependencies": ["lod"]},
-    ]}
+    broken = {
+        "name": "x",
+        "stepz": [],
+        "steps": [
+            {"name": "a", "module": "EXAMPLE", "action": "bounding_box", "dependencies": ["b"]},
+            {"name": "b", "module": "EXAMPLE", "action": "bounding_box", "dependencies": ["a"]},
+            {"name": "c", "module": "EXAMPLE", "action": "bounding_box", "dependencies": ["lod"]},
+        ],
+    }
     with pytest.raises(WorkflowSpecError) as info:
         WorkflowOrchestrator(settings=settings).define_workflow(broken)
     text = str(info.value)

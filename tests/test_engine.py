@@ -79,8 +79,13 @@ def test_spec_snippet_runs_as_written(settings):
     results = ops.execute_workflow(workflow)
     assert results["status"] == "succeeded"
     assert results["outputs"]["APP.generate_report"] == {"prediction": 1004}
-    assert set(results["steps"]) == {"DATA.load_sensor_data", "SPACE.spatial_analysis", "TIME.temporal_analysis",
-                                     "AI.predict_conditions", "APP.generate_report"}
+    assert set(results["steps"]) == {
+        "DATA.load_sensor_data",
+        "SPACE.spatial_analysis",
+        "TIME.temporal_analysis",
+        "AI.predict_conditions",
+        "APP.generate_report",
+    }
     step = results["steps"]["AI.predict_conditions"]
     assert step["status"] == "succeeded" and step["attempts"] == 1 and step["used_fallback"] is False
     assert results["started_at"] <= results["finished_at"]
@@ -98,7 +103,9 @@ def test_everything_is_persisted(database_url, home):
     attempts = store.get_attempts(result["workflow_id"])
     assert len(attempts) == 5 and all(a["finished_at"] >= a["started_at"] for a in attempts)
     metrics = store.get_metrics(result["workflow_id"])
-    assert [(m["step"], m["name"], m["value"]) for m in metrics] == [("AI.predict_conditions", "model_accuracy", 0.87)]
+    assert [(m["step"], m["name"], m["value"]) for m in metrics] == [
+        ("AI.predict_conditions", "model_accuracy", 0.87)
+    ]
     kinds = [e["kind"] for e in store.get_events(result["workflow_id"])]
     assert kinds[0] == "run_created" and kinds[-1] == "run_finished"
     logs = orch.get_logs(result["workflow_id"], step="AI.predict_conditions")
@@ -115,12 +122,30 @@ def test_step_starts_when_its_own_dependencies_finish_not_level_by_level(setting
         return label
 
     # slow (0.6 s) and fast (0.05 s) are independent; after_fast needs only fast.
-    wf = {"name": "eager", "steps": [
-        {"name": "slow", "module": "T", "action": "sleep", "parameters": {"seconds": 0.6, "label": "slow"}},
-        {"name": "fast", "module": "T", "action": "sleep", "parameters": {"seconds": 0.05, "label": "fast"}},
-        {"name": "after_fast", "module": "T", "action": "sleep", "parameters": {"seconds": 0.0, "label": "after"},
-         "dependencies": ["fast"]},
-    ]}
+    wf = {
+        "name": "eager",
+        "steps": [
+            {
+                "name": "slow",
+                "module": "T",
+                "action": "sleep",
+                "parameters": {"seconds": 0.6, "label": "slow"},
+            },
+            {
+                "name": "fast",
+                "module": "T",
+                "action": "sleep",
+                "parameters": {"seconds": 0.05, "label": "fast"},
+            },
+            {
+                "name": "after_fast",
+                "module": "T",
+                "action": "sleep",
+                "parameters": {"seconds": 0.0, "label": "after"},
+                "dependencies": ["fast"],
+            },
+        ],
+    }
     result = make(settings).execute_workflow(wf)
     assert result["status"] == "succeeded"
     assert started["after"] - started["slow"] < 0.4  # did not wait for the slow sibling
@@ -139,8 +164,12 @@ def test_independent_steps_run_in_parallel_up_to_max_parallel(home):
         with lock:
             live["now"] -= 1
 
-    wf = {"name": "fan", "steps": [{"name": f"s{i}", "module": "T", "action": "busy", "parameters": {"i": i}}
-                                   for i in range(12)]}
+    wf = {
+        "name": "fan",
+        "steps": [
+            {"name": f"s{i}", "module": "T", "action": "busy", "parameters": {"i": i}} for i in range(12)
+        ],
+    }
     result = WorkflowOrchestrator(settings=Settings(home=home, max_parallel=3)).execute_workflow(wf)
     assert result["status"] == "succeeded"
     assert live["peak"] == 3
@@ -150,8 +179,16 @@ def test_retries_follow_backoff_on_the_timer_heap_with_a_fake_clock(settings):
     calls = register_diamond(fail_ai=2)
     clock = FakeClock()
     orch = make(settings, clock=clock, rng=random.Random(7))
-    wf = spec_diamond(error_handling={"retry_failed_steps": True, "max_retries": 3, "backoff_strategy": "exponential",
-                                      "base_delay": 30, "max_delay": 600, "jitter": 0})
+    wf = spec_diamond(
+        error_handling={
+            "retry_failed_steps": True,
+            "max_retries": 3,
+            "backoff_strategy": "exponential",
+            "base_delay": 30,
+            "max_delay": 600,
+            "jitter": 0,
+        }
+    )
     t0 = time.monotonic()
     result = orch.execute_workflow(wf)
     assert time.monotonic() - t0 < 5  # 30 s + 60 s of backoff passed on the fake clock only
@@ -164,8 +201,14 @@ def test_retries_follow_backoff_on_the_timer_heap_with_a_fake_clock(settings):
 
 def test_fallback_runs_after_last_retry_and_feeds_dependents(settings):
     calls = register_diamond(fail_ai=99)
-    wf = spec_diamond(error_handling={"retry_failed_steps": True, "max_retries": 1, "base_delay": 0,
-                                      "fallback_actions": {"AI.predict_conditions": "use_simple_regression"}})
+    wf = spec_diamond(
+        error_handling={
+            "retry_failed_steps": True,
+            "max_retries": 1,
+            "base_delay": 0,
+            "fallback_actions": {"AI.predict_conditions": "use_simple_regression"},
+        }
+    )
     result = make(settings).execute_workflow(wf)
     assert result["status"] == "succeeded"
     assert calls["ai"] == 2
@@ -185,18 +228,26 @@ def test_failure_marks_only_descendants_upstream_failed(settings):
     def boom():
         raise ValueError("bad tile")
 
-    wf = {"name": "partial", "steps": [
-        {"name": "a", "module": "T", "action": "ok"},
-        {"name": "b", "module": "T", "action": "boom", "dependencies": ["a"]},
-        {"name": "c", "module": "T", "action": "ok", "dependencies": ["b"]},
-        {"name": "d", "module": "T", "action": "ok", "dependencies": ["c"]},
-        {"name": "e", "module": "T", "action": "ok", "dependencies": ["a"]},
-    ]}
+    wf = {
+        "name": "partial",
+        "steps": [
+            {"name": "a", "module": "T", "action": "ok"},
+            {"name": "b", "module": "T", "action": "boom", "dependencies": ["a"]},
+            {"name": "c", "module": "T", "action": "ok", "dependencies": ["b"]},
+            {"name": "d", "module": "T", "action": "ok", "dependencies": ["c"]},
+            {"name": "e", "module": "T", "action": "ok", "dependencies": ["a"]},
+        ],
+    }
     result = make(settings).execute_workflow(wf)
     assert result["status"] == "failed"
     status = {k: v["status"] for k, v in result["steps"].items()}
-    assert status == {"a": "succeeded", "b": "failed", "c": "upstream_failed", "d": "upstream_failed",
-                      "e": "succeeded"}
+    assert status == {
+        "a": "succeeded",
+        "b": "failed",
+        "c": "upstream_failed",
+        "d": "upstream_failed",
+        "e": "succeeded",
+    }
     assert "ValueError: bad tile" in result["steps"]["b"]["error"]
     assert result["error"] == "1 step(s) did not succeed: b"
     debug = make(settings).debug_workflow_execution(result["workflow_id"], debug_level="verbose")
@@ -216,8 +267,18 @@ def test_timeout_kills_the_process_and_its_children(settings, tmp_path):
         Path(marker).write_text(str(child.pid))
         time.sleep(60)
 
-    wf = {"name": "slow", "steps": [{"name": "h", "module": "T", "action": "hang", "timeout": 1,
-                                     "parameters": {"marker": str(marker)}}]}
+    wf = {
+        "name": "slow",
+        "steps": [
+            {
+                "name": "h",
+                "module": "T",
+                "action": "hang",
+                "timeout": 1,
+                "parameters": {"marker": str(marker)},
+            }
+        ],
+    }
     t0 = time.monotonic()
     result = make(settings).execute_workflow(wf)
     assert time.monotonic() - t0 < 10
@@ -239,8 +300,10 @@ def test_timed_out_thread_step_is_abandoned_and_fenced(settings):
         release.wait(5)
         return "late"
 
-    wf = {"name": "threads", "steps": [{"name": "s", "module": "T", "action": "stuck", "timeout": 0.3,
-                                        "executor": "thread"}]}
+    wf = {
+        "name": "threads",
+        "steps": [{"name": "s", "module": "T", "action": "stuck", "timeout": 0.3, "executor": "thread"}],
+    }
     result = make(settings).execute_workflow(wf)
     release.set()
     assert result["steps"]["s"]["status"] == "timed_out"
@@ -260,14 +323,26 @@ def test_timed_out_step_is_retried_then_succeeds(settings, tmp_path):
             time.sleep(30)
         return n
 
-    wf = {"name": "retry-timeout", "steps": [{"name": "s", "module": "T", "action": "slow_first", "timeout": 0.5,
-                                              "parameters": {"path": str(counter)}}],
-          "error_handling": {"retry_failed_steps": True, "max_retries": 2, "base_delay": 0}}
+    wf = {
+        "name": "retry-timeout",
+        "steps": [
+            {
+                "name": "s",
+                "module": "T",
+                "action": "slow_first",
+                "timeout": 0.5,
+                "parameters": {"path": str(counter)},
+            }
+        ],
+        "error_handling": {"retry_failed_steps": True, "max_retries": 2, "base_delay": 0},
+    }
     result = make(settings).execute_workflow(wf)
     assert result["status"] == "succeeded"
     assert result["outputs"]["s"] == 2
-    statuses = [a["status"] for a in make(settings).debug_workflow_execution(result["workflow_id"])["steps"][0]
-                ["attempts"]]
+    statuses = [
+        a["status"]
+        for a in make(settings).debug_workflow_execution(result["workflow_id"])["steps"][0]["attempts"]
+    ]
     assert statuses == ["timed_out", "succeeded"]
 
 
@@ -281,10 +356,13 @@ def test_process_steps_pass_dataframes_by_reference(settings):
         df = ctx.inputs["frame"]
         return {"mean": float(df["pm10"].mean()), "producer_pid": int(df["pid"].iloc[0])}
 
-    wf = {"name": "frames", "steps": [
-        {"name": "frame", "module": "T", "action": "frame", "parameters": {"n": 1000}},
-        {"name": "mean", "module": "T", "action": "mean", "dependencies": ["frame"]},
-    ]}
+    wf = {
+        "name": "frames",
+        "steps": [
+            {"name": "frame", "module": "T", "action": "frame", "parameters": {"n": 1000}},
+            {"name": "mean", "module": "T", "action": "mean", "dependencies": ["frame"]},
+        ],
+    }
     orch = make(settings)
     result = orch.execute_workflow(wf)
     assert result["status"] == "succeeded"
@@ -307,10 +385,13 @@ def test_cancel_stops_running_and_pending_steps(settings):
     def after():
         return 1
 
-    wf = {"name": "cancel", "steps": [
-        {"name": "w", "module": "T", "action": "wait", "executor": "process"},
-        {"name": "x", "module": "T", "action": "after", "dependencies": ["w"]},
-    ]}
+    wf = {
+        "name": "cancel",
+        "steps": [
+            {"name": "w", "module": "T", "action": "wait", "executor": "process"},
+            {"name": "x", "module": "T", "action": "after", "dependencies": ["w"]},
+        ],
+    }
     orch = make(settings)
     future = orch.submit_workflow(wf)
     deadline = time.monotonic() + 10
@@ -343,17 +424,21 @@ def test_retry_workflow_continues_the_same_run(settings, tmp_path):
             raise OSError("sensor feed offline")
         return ctx.inputs["a"] + "b"
 
-    wf = {"name": "retryable", "steps": [
-        {"name": "a", "module": "T", "action": "a"},
-        {"name": "b", "module": "T", "action": "b", "dependencies": ["a"]},
-        {"name": "c", "module": "T", "action": "a", "dependencies": ["b"]},
-    ]}
+    wf = {
+        "name": "retryable",
+        "steps": [
+            {"name": "a", "module": "T", "action": "a"},
+            {"name": "b", "module": "T", "action": "b", "dependencies": ["a"]},
+            {"name": "c", "module": "T", "action": "a", "dependencies": ["b"]},
+        ],
+    }
     orch = make(settings)
     first = orch.execute_workflow(wf)
     assert first["status"] == "failed" and first["steps"]["c"]["status"] == "upstream_failed"
     flag.write_text("yes")
-    second = orch.retry_workflow(first["workflow_id"][:8], retry_config={"max_retries": 3,
-                                                                          "backoff_strategy": "exponential"})
+    second = orch.retry_workflow(
+        first["workflow_id"][:8], retry_config={"max_retries": 3, "backoff_strategy": "exponential"}
+    )
     assert second["workflow_id"] == first["workflow_id"]
     assert second["status"] == "succeeded"
     assert second["outputs"]["b"] == "ab"
@@ -372,8 +457,11 @@ def test_handle_workflow_errors_applies_the_policy(settings, tmp_path):
             raise ConnectionError("upstream API down")
         return "fine"
 
-    wf = {"name": "handled", "steps": [{"name": "f", "module": "T", "action": "flaky"}],
-          "error_handling": {"retry_failed_steps": True, "max_retries": 0}}
+    wf = {
+        "name": "handled",
+        "steps": [{"name": "f", "module": "T", "action": "flaky"}],
+        "error_handling": {"retry_failed_steps": True, "max_retries": 0},
+    }
     orch = make(settings)
     failed = orch.execute_workflow(wf)
     flag.write_text("1")
@@ -397,10 +485,20 @@ def test_parallel_workflows_share_slots_fairly(home):
     orch = WorkflowOrchestrator(settings=Settings(home=home, max_parallel=2))
     cfg = orch.enable_parallel_execution({"max_parallel_workflows": 2, "resource_allocation": "dynamic"})
     assert cfg["max_parallel_workflows"] == 2
-    big = {"name": "big", "steps": [{"name": f"b{i}", "module": "T", "action": "work", "parameters": {"tag": "big"}}
-                                    for i in range(40)]}
-    small = {"name": "small", "steps": [{"name": f"s{i}", "module": "T", "action": "work",
-                                         "parameters": {"tag": "small"}} for i in range(4)]}
+    big = {
+        "name": "big",
+        "steps": [
+            {"name": f"b{i}", "module": "T", "action": "work", "parameters": {"tag": "big"}}
+            for i in range(40)
+        ],
+    }
+    small = {
+        "name": "small",
+        "steps": [
+            {"name": f"s{i}", "module": "T", "action": "work", "parameters": {"tag": "small"}}
+            for i in range(4)
+        ],
+    }
     f1 = orch.submit_workflow(big)
     time.sleep(0.1)
     f2 = orch.submit_workflow(small)

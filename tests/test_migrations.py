@@ -48,10 +48,14 @@ def test_migration_creates_every_index_and_constraint(store: Store) -> None:
     for table in t.metadata.sorted_tables:
         expected = {ix.name for ix in table.indexes}
         assert expected <= {ix["name"] for ix in insp.get_indexes(table.name)}, table.name
-        expected_fks = {(tuple(fk.parent.name for fk in c.elements), c.referred_table.name)
-                        for c in table.foreign_key_constraints}
-        got_fks = {(tuple(fk["constrained_columns"]), fk["referred_table"])
-                   for fk in insp.get_foreign_keys(table.name)}
+        expected_fks = {
+            (tuple(fk.parent.name for fk in c.elements), c.referred_table.name)
+            for c in table.foreign_key_constraints
+        }
+        got_fks = {
+            (tuple(fk["constrained_columns"]), fk["referred_table"])
+            for fk in insp.get_foreign_keys(table.name)
+        }
         assert expected_fks == got_fks, table.name
     uniques = {u["name"] for u in insp.get_unique_constraints("attempts")}
     assert "uq_attempts_run_step_attempt" in uniques

@@ -17,7 +17,7 @@ from geo_infer_ops.errors import RunStateError
 from geo_infer_ops.orchestration import WorkflowOrchestrator
 from geo_infer_ops.settings import Settings
 
-ACTIONS = textwrap.dedent('''
+ACTIONS = textwrap.dedent("""
     import os, time
     from pathlib import Path
     from geo_infer_ops import action
@@ -42,28 +42,38 @@ ACTIONS = textwrap.dedent('''
             (STATE / "slow.started").write_text("1")
             time.sleep(60)
         return "".join(ctx.inputs[k] for k in sorted(ctx.inputs)) + label
-''')
+""")
 
 WORKFLOW = {
     "name": "killable",
     "steps": [
         {"name": "a", "module": "RES", "action": "quick", "parameters": {"label": "a"}},
         {"name": "b", "module": "RES", "action": "quick", "parameters": {"label": "b"}},
-        {"name": "slow", "module": "RES", "action": "slow_once", "parameters": {"label": "s"},
-         "dependencies": ["a", "b"]},
-        {"name": "after", "module": "RES", "action": "quick", "parameters": {"label": "z"},
-         "dependencies": ["slow"]},
+        {
+            "name": "slow",
+            "module": "RES",
+            "action": "slow_once",
+            "parameters": {"label": "s"},
+            "dependencies": ["a", "b"],
+        },
+        {
+            "name": "after",
+            "module": "RES",
+            "action": "quick",
+            "parameters": {"label": "z"},
+            "dependencies": ["slow"],
+        },
     ],
 }
 
-RUNNER = textwrap.dedent('''
+RUNNER = textwrap.dedent("""
     import os, sys, json
     from geo_infer_ops.modules.registry import registry
     from geo_infer_ops.orchestration import WorkflowOrchestrator
     registry.import_module(sys.argv[1])
     orch = WorkflowOrchestrator()
     orch.execute_workflow(json.loads(sys.argv[2]), run_id=sys.argv[3])
-''')
+""")
 
 
 @pytest.fixture
@@ -104,8 +114,9 @@ def test_sigkill_then_resume_finishes_without_rerunning_succeeded_steps(killed_r
     assert result["outputs"]["slow"] == "ABs"
     counts = {p.stem: int(p.read_text()) for p in state.glob("*.count")}
     assert counts == {"a": 1, "b": 1, "s": 2, "z": 1}
-    attempts = [(a["step"], a["attempt"], a["status"]) for a in orch.store.get_attempts(run_id)
-                if a["step"] == "slow"]
+    attempts = [
+        (a["step"], a["attempt"], a["status"]) for a in orch.store.get_attempts(run_id) if a["step"] == "slow"
+    ]
     assert attempts == [("slow", 1, "lost"), ("slow", 2, "succeeded")]
 
 

@@ -59,8 +59,21 @@ def test_intervals(text: str, seconds: float) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "sometimes", "every", "every 15", "every 15 fortnights", "every -5m", "every 0m", "61 * * * *",
-     "* * *", "* * * * * * *", "0 25 * * *", "hourly please", "every 99999999999999999999 d"],
+    [
+        "",
+        "sometimes",
+        "every",
+        "every 15",
+        "every 15 fortnights",
+        "every -5m",
+        "every 0m",
+        "61 * * * *",
+        "* * *",
+        "* * * * * * *",
+        "0 25 * * *",
+        "hourly please",
+        "every 99999999999999999999 d",
+    ],
 )
 def test_invalid_schedules_name_the_accepted_forms(text: str) -> None:
     with pytest.raises(ValueError) as info:

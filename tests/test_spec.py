@@ -86,14 +86,30 @@ MONITORING_EXAMPLE: dict[str, Any] = {
     "schedule": "hourly",
     "steps": [
         {"name": "sensor_data_collection", "module": "IOT", "action": "collect_sensor_data", "timeout": 300},
-        {"name": "data_validation", "module": "DATA", "action": "validate_sensor_data",
-         "dependencies": ["sensor_data_collection"]},
-        {"name": "spatial_analysis", "module": "SPACE", "action": "analyze_spatial_patterns",
-         "dependencies": ["data_validation"]},
-        {"name": "anomaly_detection", "module": "AI", "action": "detect_environmental_anomalies",
-         "dependencies": ["spatial_analysis"]},
-        {"name": "alert_generation", "module": "APP", "action": "generate_environmental_alerts",
-         "dependencies": ["anomaly_detection"]},
+        {
+            "name": "data_validation",
+            "module": "DATA",
+            "action": "validate_sensor_data",
+            "dependencies": ["sensor_data_collection"],
+        },
+        {
+            "name": "spatial_analysis",
+            "module": "SPACE",
+            "action": "analyze_spatial_patterns",
+            "dependencies": ["data_validation"],
+        },
+        {
+            "name": "anomaly_detection",
+            "module": "AI",
+            "action": "detect_environmental_anomalies",
+            "dependencies": ["spatial_analysis"],
+        },
+        {
+            "name": "alert_generation",
+            "module": "APP",
+            "action": "generate_environmental_alerts",
+            "dependencies": ["anomaly_detection"],
+        },
     ],
 }
 
@@ -354,7 +370,10 @@ def test_jitter_bool_or_fraction(spec_actions: None, given: Any, expected: float
 def test_bad_backoff_values(spec_actions: None) -> None:
     data = one_step()
     data["error_handling"] = {
-        "backoff_strategy": "random", "jitter": 1.5, "base_delay": -1, "max_retries": "x",
+        "backoff_strategy": "random",
+        "jitter": 1.5,
+        "base_delay": -1,
+        "max_retries": "x",
     }
     problems = problems_of(data)
     assert sorted(paths_of(problems)) == [
@@ -373,8 +392,12 @@ def test_auto_names_for_duplicate_actions(spec_actions: None) -> None:
         "steps": [
             {"module": "DATA", "action": "load_sensor_data"},
             {"module": "data", "action": "load_sensor_data", "parameters": {"source": "b"}},
-            {"module": "DATA", "action": "load_sensor_data", "parameters": {"source": "c"},
-             "dependencies": ["DATA.load_sensor_data#2"]},
+            {
+                "module": "DATA",
+                "action": "load_sensor_data",
+                "parameters": {"source": "c"},
+                "dependencies": ["DATA.load_sensor_data#2"],
+            },
         ],
     }
     wf = parse_workflow(data)
@@ -443,14 +466,16 @@ def test_unknown_module_in_top_level_dependencies(spec_actions: None) -> None:
 def test_cycles_name_the_cycle(spec_actions: None, edges: dict[str, list[str]], cycle: list[str]) -> None:
     data = {
         "name": "loop",
-        "steps": [{"name": n, "module": "DATA", "action": "load_sensor_data", "dependencies": d}
-                  for n, d in edges.items()]
+        "steps": [
+            {"name": n, "module": "DATA", "action": "load_sensor_data", "dependencies": d}
+            for n, d in edges.items()
+        ]
         + [{"name": "outside", "module": "DATA", "action": "load_sensor_data"}],
     }
     [problem] = problems_of(data)
     message = problem["message"]
     assert message.startswith("cycle: ")
-    nodes = message[len("cycle: "):].split(" -> ")
+    nodes = message[len("cycle: ") :].split(" -> ")
     assert nodes[0] == nodes[-1], message
     assert sorted(nodes[:-1]) == cycle
     assert "outside" not in message
@@ -545,8 +570,14 @@ def test_bad_types(spec_actions: None, step_extra: dict[str, Any], path: str) ->
         ({"name": "x", "steps": ["DATA.load"]}, "steps[0]"),
         ({"name": "x", "steps": [{"module": "DATA"}]}, "steps[0].action"),
         ({"name": 3, "steps": [{"module": "DATA", "action": "load_sensor_data"}]}, "name"),
-        ({"name": "x", "dependencies": ["DATA"], "steps": [{"module": "DATA", "action": "load_sensor_data"}]},
-         "dependencies"),
+        (
+            {
+                "name": "x",
+                "dependencies": ["DATA"],
+                "steps": [{"module": "DATA", "action": "load_sensor_data"}],
+            },
+            "dependencies",
+        ),
     ],
 )
 def test_structural_errors(spec_actions: None, data: dict[str, Any], path: str) -> None:
@@ -742,6 +773,7 @@ def test_re_registration_needs_override() -> None:
     spec = registry.get("TESTREG", "thing")
     assert spec.func is third
     assert spec.parameter_names == {"z"}
+
     def wf(**parameters: Any) -> dict[str, Any]:
         return {"name": "r", "steps": [{"module": "TESTREG", "action": "thing", "parameters": parameters}]}
 

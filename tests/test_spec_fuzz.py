@@ -41,20 +41,63 @@ REGISTRY.register("AI", "predict", _load)
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 KEYS = [
-    "name", "description", "schedule", "steps", "dependencies", "error_handling", "max_parallel",
-    "module", "action", "parameters", "timeout", "executor", "max_retries", "retry_failed_steps",
-    "fallback_actions", "backoff_strategy", "base_delay", "max_delay", "jitter", "non_retryable_errors",
-    "DATA", "SPACE", "AI", "load", "analyze", "predict", "source", "limit", "value", "a", "b",
+    "name",
+    "description",
+    "schedule",
+    "steps",
+    "dependencies",
+    "error_handling",
+    "max_parallel",
+    "module",
+    "action",
+    "parameters",
+    "timeout",
+    "executor",
+    "max_retries",
+    "retry_failed_steps",
+    "fallback_actions",
+    "backoff_strategy",
+    "base_delay",
+    "max_delay",
+    "jitter",
+    "non_retryable_errors",
+    "DATA",
+    "SPACE",
+    "AI",
+    "load",
+    "analyze",
+    "predict",
+    "source",
+    "limit",
+    "value",
+    "a",
+    "b",
 ]
-SCHEDULES = ["hourly", "daily", "@weekly", "*/5 * * * *", "every 15m", "every 0s", "every 1e9 d",
-             "every 99999999999999999999 d", "61 * * * *", "", " ", "never"]
+SCHEDULES = [
+    "hourly",
+    "daily",
+    "@weekly",
+    "*/5 * * * *",
+    "every 15m",
+    "every 0s",
+    "every 1e9 d",
+    "every 99999999999999999999 d",
+    "61 * * * *",
+    "",
+    " ",
+    "never",
+]
 NUMBERS = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True),
 )
 SCALARS = st.one_of(
-    st.none(), st.booleans(), NUMBERS, st.text(max_size=12),
-    st.sampled_from(KEYS), st.sampled_from(SCHEDULES),
+    st.none(),
+    st.booleans(),
+    NUMBERS,
+    st.text(max_size=12),
+    st.sampled_from(KEYS),
+    st.sampled_from(SCHEDULES),
     st.sampled_from(["exponential", "fixed", "linear", "thread", "process"]),
 )
 JSONISH = st.recursive(
@@ -90,8 +133,21 @@ def test_any_json_like_value(data: Any) -> None:
     check(data)
 
 
-STEP_KEYS = st.sampled_from(["name", "module", "action", "parameters", "dependencies", "timeout", "executor",
-                             "max_retries", "description", "paramters", "deps"])
+STEP_KEYS = st.sampled_from(
+    [
+        "name",
+        "module",
+        "action",
+        "parameters",
+        "dependencies",
+        "timeout",
+        "executor",
+        "max_retries",
+        "description",
+        "paramters",
+        "deps",
+    ]
+)
 MODULES = st.sampled_from(["DATA", "data", "SPACE", "AI", "APP", " data ", ""])
 ACTIONS = st.sampled_from(["load", "anything", "analyze", "predict", "missing", ""])
 FALLBACK_TARGETS = st.one_of(ACTIONS, st.sampled_from(["AI.predict", "X.", ".load", "ai.load"]))
@@ -100,53 +156,65 @@ STEP_NAMES = st.sampled_from(["a", "b", "c", "d", "DATA.load", "DATA.load#2", "S
 
 @st.composite
 def workflow_shaped(draw: st.DrawFn) -> dict[Any, Any]:
-    steps = draw(st.lists(
-        st.one_of(
-            st.fixed_dictionaries(
-                {"module": MODULES, "action": ACTIONS},
-                optional={
-                    "name": st.one_of(STEP_NAMES, SCALARS),
-                    "dependencies": st.one_of(st.lists(STEP_NAMES, max_size=3), JSONISH),
-                    "parameters": st.one_of(
-                        st.dictionaries(st.sampled_from(["source", "limit", "value", "ctx", "x"]), JSONISH,
-                                        max_size=3),
-                        JSONISH,
-                    ),
-                    "timeout": st.one_of(NUMBERS, SCALARS),
-                    "max_retries": st.one_of(NUMBERS, SCALARS),
-                    "executor": SCALARS,
-                },
+    steps = draw(
+        st.lists(
+            st.one_of(
+                st.fixed_dictionaries(
+                    {"module": MODULES, "action": ACTIONS},
+                    optional={
+                        "name": st.one_of(STEP_NAMES, SCALARS),
+                        "dependencies": st.one_of(st.lists(STEP_NAMES, max_size=3), JSONISH),
+                        "parameters": st.one_of(
+                            st.dictionaries(
+                                st.sampled_from(["source", "limit", "value", "ctx", "x"]), JSONISH, max_size=3
+                            ),
+                            JSONISH,
+                        ),
+                        "timeout": st.one_of(NUMBERS, SCALARS),
+                        "max_retries": st.one_of(NUMBERS, SCALARS),
+                        "executor": SCALARS,
+                    },
+                ),
+                st.dictionaries(STEP_KEYS, JSONISH, max_size=4),
+                JSONISH,
             ),
-            st.dictionaries(STEP_KEYS, JSONISH, max_size=4),
-            JSONISH,
-        ),
-        max_size=6,
-    ))
+            max_size=6,
+        )
+    )
     data: dict[Any, Any] = {"name": draw(st.one_of(st.sampled_from(["wf", " wf "]), SCALARS)), "steps": steps}
     if draw(st.booleans()):
-        data["dependencies"] = draw(st.one_of(
-            st.dictionaries(MODULES, st.lists(MODULES, max_size=3), max_size=3), JSONISH))
+        data["dependencies"] = draw(
+            st.one_of(st.dictionaries(MODULES, st.lists(MODULES, max_size=3), max_size=3), JSONISH)
+        )
     if draw(st.booleans()):
-        data["error_handling"] = draw(st.one_of(
-            st.fixed_dictionaries({}, optional={
-                "retry_failed_steps": SCALARS,
-                "max_retries": st.one_of(NUMBERS, SCALARS),
-                "backoff_strategy": SCALARS,
-                "base_delay": st.one_of(NUMBERS, SCALARS),
-                "max_delay": st.one_of(NUMBERS, SCALARS),
-                "jitter": st.one_of(NUMBERS, SCALARS),
-                "fallback_actions": st.one_of(
-                    st.dictionaries(st.one_of(STEP_NAMES, MODULES), FALLBACK_TARGETS, max_size=3),
-                    JSONISH,
+        data["error_handling"] = draw(
+            st.one_of(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "retry_failed_steps": SCALARS,
+                        "max_retries": st.one_of(NUMBERS, SCALARS),
+                        "backoff_strategy": SCALARS,
+                        "base_delay": st.one_of(NUMBERS, SCALARS),
+                        "max_delay": st.one_of(NUMBERS, SCALARS),
+                        "jitter": st.one_of(NUMBERS, SCALARS),
+                        "fallback_actions": st.one_of(
+                            st.dictionaries(st.one_of(STEP_NAMES, MODULES), FALLBACK_TARGETS, max_size=3),
+                            JSONISH,
+                        ),
+                        "non_retryable_errors": JSONISH,
+                    },
                 ),
-                "non_retryable_errors": JSONISH,
-            }),
-            JSONISH,
-        ))
+                JSONISH,
+            )
+        )
     if draw(st.booleans()):
         data["schedule"] = draw(st.one_of(st.sampled_from(SCHEDULES), SCALARS))
-    extra = draw(st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=5), st.integers()),
-                                 JSONISH, max_size=2))
+    extra = draw(
+        st.dictionaries(
+            st.one_of(st.sampled_from(KEYS), st.text(max_size=5), st.integers()), JSONISH, max_size=2
+        )
+    )
     for key, value in extra.items():
         data.setdefault(key, value)
     return data
@@ -181,8 +249,10 @@ def random_graph(draw: st.DrawFn, acyclic: bool) -> dict[str, list[str]]:
 def _workflow(edges: dict[str, list[str]]) -> dict[str, Any]:
     return {
         "name": "graph",
-        "steps": [{"name": name, "module": "DATA", "action": "load", "dependencies": deps}
-                  for name, deps in edges.items()],
+        "steps": [
+            {"name": name, "module": "DATA", "action": "load", "dependencies": deps}
+            for name, deps in edges.items()
+        ],
     }
 
 

@@ -134,22 +134,56 @@ def test_create_run_for_unknown_workflow_fails_and_leaves_nothing(store: Store) 
 
 def full_batch(run_id: str) -> TransitionBatch:
     batch = TransitionBatch()
-    batch.attempt_starts.append({"run_id": run_id, "step": "load", "attempt": 1, "status": "running",
-                                 "action": "DATA.load_sensor_data", "started_at": 100.0,
-                                 "executor": "thread"})
-    batch.attempt_ends.append({"run_id": run_id, "step": "load", "attempt": 1, "status": "succeeded",
-                               "finished_at": 102.5, "duration_s": 2.5, "error": None, "error_type": None,
-                               "traceback": None, "log_tail": "read 10 rows", "worker": "thread-1"})
+    batch.attempt_starts.append(
+        {
+            "run_id": run_id,
+            "step": "load",
+            "attempt": 1,
+            "status": "running",
+            "action": "DATA.load_sensor_data",
+            "started_at": 100.0,
+            "executor": "thread",
+        }
+    )
+    batch.attempt_ends.append(
+        {
+            "run_id": run_id,
+            "step": "load",
+            "attempt": 1,
+            "status": "succeeded",
+            "finished_at": 102.5,
+            "duration_s": 2.5,
+            "error": None,
+            "error_type": None,
+            "traceback": None,
+            "log_tail": "read 10 rows",
+            "worker": "thread-1",
+        }
+    )
     batch.set_step(run_id, "load", step_state("running", started_at=100.0))
-    batch.set_step(run_id, "load", step_state("succeeded", started_at=100.0, finished_at=102.5,
-                                              duration_s=2.5, artifact_id="art1"))
+    batch.set_step(
+        run_id,
+        "load",
+        step_state("succeeded", started_at=100.0, finished_at=102.5, duration_s=2.5, artifact_id="art1"),
+    )
     batch.set_step(run_id, "space", step_state("failed", error="boom", used_fallback=True, attempts=2))
-    batch.artifacts.append({"id": "art1", "run_id": run_id, "step": "load", "format": "parquet",
-                            "path": f"{run_id}/load.parquet", "size_bytes": 1234, "created_at": 102.5})
-    batch.metrics.append({"run_id": run_id, "step": "load", "attempt": 1, "name": "rows", "value": 10.0,
-                          "ts": 102.5})
-    batch.metrics.append({"run_id": run_id, "step": "load", "attempt": 1, "name": "cpu_s", "value": 0.5,
-                          "ts": 102.5})
+    batch.artifacts.append(
+        {
+            "id": "art1",
+            "run_id": run_id,
+            "step": "load",
+            "format": "parquet",
+            "path": f"{run_id}/load.parquet",
+            "size_bytes": 1234,
+            "created_at": 102.5,
+        }
+    )
+    batch.metrics.append(
+        {"run_id": run_id, "step": "load", "attempt": 1, "name": "rows", "value": 10.0, "ts": 102.5}
+    )
+    batch.metrics.append(
+        {"run_id": run_id, "step": "load", "attempt": 1, "name": "cpu_s", "value": 0.5, "ts": 102.5}
+    )
     batch.event(run_id, "step_succeeded", "load done", step="load", ts=102.5)
     batch.update_run(run_id, status="running", started_at=100.0)
     batch.update_run(run_id, retry_config=json.dumps({"max_retries": 2}))
@@ -211,8 +245,16 @@ def test_apply_duplicate_attempt_rolls_back(store: Store) -> None:
     again = TransitionBatch()
     again.event("r1", "retry_scheduled", step="space")
     again.set_step("r1", "report", step_state("running"))
-    again.attempt_starts.append({"run_id": "r1", "step": "load", "attempt": 1, "status": "running",
-                                 "action": "DATA.load_sensor_data", "started_at": 200.0})
+    again.attempt_starts.append(
+        {
+            "run_id": "r1",
+            "step": "load",
+            "attempt": 1,
+            "status": "running",
+            "action": "DATA.load_sensor_data",
+            "started_at": 200.0,
+        }
+    )
     with pytest.raises((StoreError, SQLAlchemyError)):
         store.apply(again)
     assert len(store.get_attempts("r1")) == 1

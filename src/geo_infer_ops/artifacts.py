@@ -86,9 +86,8 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value, key=repr)
     module = type(value).__module__
-    if module == "numpy" or module.startswith("numpy."):
-        if hasattr(value, "tolist"):
-            return value.tolist()
+    if (module == "numpy" or module.startswith("numpy.")) and hasattr(value, "tolist"):
+        return value.tolist()
     if module.startswith("pandas") and hasattr(value, "isoformat"):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
@@ -144,7 +143,9 @@ class ArtifactStore:
         try:
             fmt, path = self._write(base, value)
         except Exception as exc:
-            raise ArtifactError(f"could not store the result of step {step!r} ({type(value).__name__}): {exc}") from exc
+            raise ArtifactError(
+                f"could not store the result of step {step!r} ({type(value).__name__}): {exc}"
+            ) from exc
         return StoredResult(
             artifact_id=artifact_id,
             format=fmt,
@@ -205,7 +206,10 @@ class ArtifactStore:
         if isinstance(value, Mapping):
             return {"$dict": [[k, self._bundle(folder, v, counter)] for k, v in value.items()]}
         if isinstance(value, (list, tuple)):
-            return {"$list": [self._bundle(folder, v, counter) for v in value], "tuple": isinstance(value, tuple)}
+            return {
+                "$list": [self._bundle(folder, v, counter) for v in value],
+                "tuple": isinstance(value, tuple),
+            }
         if to_json(value) is None:
             raise ArtifactError(f"a {type(value).__name__} inside a result is neither a frame nor JSON")
         return {"$value": value}
@@ -289,5 +293,3 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-

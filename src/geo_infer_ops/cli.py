@@ -58,10 +58,23 @@ STATUS_STYLES = {
     "retrying": "bold yellow",
     "pending": "dim",
 }
-LEVEL_STYLES = {"DEBUG": "dim", "INFO": "green", "WARNING": "yellow", "ERROR": "bold red",
-                "CRITICAL": "bold red"}
-STATUS_ICONS = {"succeeded": "✔", "failed": "✘", "timed_out": "⏱", "upstream_failed": "↯", "cancelled": "■",
-                "running": "▶", "retrying": "↻", "pending": "·"}
+LEVEL_STYLES = {
+    "DEBUG": "dim",
+    "INFO": "green",
+    "WARNING": "yellow",
+    "ERROR": "bold red",
+    "CRITICAL": "bold red",
+}
+STATUS_ICONS = {
+    "succeeded": "✔",
+    "failed": "✘",
+    "timed_out": "⏱",
+    "upstream_failed": "↯",
+    "cancelled": "■",
+    "running": "▶",
+    "retrying": "↻",
+    "pending": "·",
+}
 
 app = typer.Typer(
     name="geo-infer-ops",
@@ -89,13 +102,17 @@ class RunStatus(str, Enum):
 
 ImportsOpt = Annotated[
     list[str] | None,
-    typer.Option("--import", "-i", metavar="MODULE",
-                 help="Python module (dotted name or path to a .py file) that registers actions; "
-                      "repeatable."),
+    typer.Option(
+        "--import",
+        "-i",
+        metavar="MODULE",
+        help="Python module (dotted name or path to a .py file) that registers actions; repeatable.",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
-RunIdArg = Annotated[str, typer.Argument(metavar="RUN_ID",
-                                         help="Run id, or a unique prefix of at least 4 characters.")]
+RunIdArg = Annotated[
+    str, typer.Argument(metavar="RUN_ID", help="Run id, or a unique prefix of at least 4 characters.")
+]
 
 
 # ---------------------------------------------------------------------------
@@ -211,9 +228,14 @@ def _report_error(exc: Exception, as_json: bool) -> int:
             err.print(table)
         return EXIT_USAGE
     if isinstance(exc, ValidationError):
-        problems = [{"path": ".".join(str(p) for p in e["loc"]), "message": e["msg"],
-                     "fix": "check the GEO_INFER_OPS_* environment variables"}
-                    for e in exc.errors(include_url=False)]
+        problems = [
+            {
+                "path": ".".join(str(p) for p in e["loc"]),
+                "message": e["msg"],
+                "fix": "check the GEO_INFER_OPS_* environment variables",
+            }
+            for e in exc.errors(include_url=False)
+        ]
         message = f"invalid setting(s): {'; '.join(p['path'] + ': ' + p['message'] for p in problems)}"
         return _simple_error("ConfigError", message, EXIT_USAGE, as_json, err, problems)
     if isinstance(exc, GeoInferOpsError):
@@ -224,8 +246,14 @@ def _report_error(exc: Exception, as_json: bool) -> int:
     return _simple_error(type(exc).__name__, message, EXIT_FAILED, as_json, err)
 
 
-def _simple_error(kind: str, message: str, code: int, as_json: bool, err: Console,
-                  problems: list[dict[str, str]] | None = None) -> int:
+def _simple_error(
+    kind: str,
+    message: str,
+    code: int,
+    as_json: bool,
+    err: Console,
+    problems: list[dict[str, str]] | None = None,
+) -> int:
     if as_json:
         _print_json({"error": kind, "message": message, "problems": problems or []})
     else:
@@ -288,8 +316,12 @@ class _RunView:
         if snap is None:
             return Group(Text(f"{self.title} (run {_short(self.run_id)}): starting…", style="dim"))
         now = time.monotonic()
-        table = Table(title=Text(f"{self.title} · {snap['name']} · run {_short(self.run_id)}", style="bold"),
-                      title_justify="left", header_style="bold", expand=False)
+        table = Table(
+            title=Text(f"{self.title} · {snap['name']} · run {_short(self.run_id)}", style="bold"),
+            title_justify="left",
+            header_style="bold",
+            expand=False,
+        )
         table.add_column("step", no_wrap=True)
         table.add_column("status", no_wrap=True)
         table.add_column("attempts", justify="right")
@@ -313,14 +345,18 @@ class _RunView:
             ProgressBar(total=max(total, 1), completed=finished, width=40),
             Text(f"{finished}/{total} steps {progress['percent']:.0f}%"),
             _status(snap["status"]),
-            Text(f"elapsed {_duration(snap['elapsed_s'])}"
-                 + (f" · eta {_duration(eta)}" if eta and snap["status"] == "running" else ""), style="dim"),
+            Text(
+                f"elapsed {_duration(snap['elapsed_s'])}"
+                + (f" · eta {_duration(eta)}" if eta and snap["status"] == "running" else ""),
+                style="dim",
+            ),
         )
         return Group(table, line)
 
 
-def _watch(orchestrator: WorkflowOrchestrator, future: Future, run_id: str, title: str,
-           console: Console, live: bool) -> tuple[dict[str, Any], bool]:
+def _watch(
+    orchestrator: WorkflowOrchestrator, future: Future, run_id: str, title: str, console: Console, live: bool
+) -> tuple[dict[str, Any], bool]:
     """Wait for a run (polling ``monitor_workflow`` for the live view); Ctrl-C cancels it.
 
     Returns the run's result dict and whether it was interrupted.
@@ -357,8 +393,11 @@ def _watch(orchestrator: WorkflowOrchestrator, future: Future, run_id: str, titl
 
 def _summary(result: Mapping[str, Any], console: Console, interrupted: bool) -> None:
     run_id = result["workflow_id"]
-    table = Table(title=Text(f"{result['name']} · run {_short(run_id)}", style="bold"), title_justify="left",
-                  header_style="bold")
+    table = Table(
+        title=Text(f"{result['name']} · run {_short(run_id)}", style="bold"),
+        title_justify="left",
+        header_style="bold",
+    )
     table.add_column("step", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("attempts", justify="right")
@@ -367,9 +406,14 @@ def _summary(result: Mapping[str, Any], console: Console, interrupted: bool) -> 
     table.add_column("fallback used", justify="center")
     for name, step in result["steps"].items():
         error = step["error"] if step["status"] != "succeeded" else None
-        table.add_row(_t(name), _status(step["status"]), str(step["attempts"] or 0),
-                      _duration(step["duration_s"]), _t(error, "red"),
-                      "yes" if step.get("used_fallback") else "")
+        table.add_row(
+            _t(name),
+            _status(step["status"]),
+            str(step["attempts"] or 0),
+            _duration(step["duration_s"]),
+            _t(error, "red"),
+            "yes" if step.get("used_fallback") else "",
+        )
     console.print(table)
     status = result["status"]
     headline = Text()
@@ -411,8 +455,9 @@ def _finish(result: dict[str, Any], interrupted: bool, as_json: bool, console: C
     raise typer.Exit(EXIT_OK if result["status"] == "succeeded" else EXIT_FAILED)
 
 
-def _drive(orchestrator: WorkflowOrchestrator, future: Future, run_id: str, title: str,
-           as_json: bool) -> None:
+def _drive(
+    orchestrator: WorkflowOrchestrator, future: Future, run_id: str, title: str, as_json: bool
+) -> None:
     console = _console()
     live = console.is_terminal and not as_json
     if not live and not as_json:
@@ -442,8 +487,12 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Run, watch and debug geospatial workflows.
 
@@ -470,19 +519,40 @@ def validate(
     next_run = _next_run(workflow.schedule)
     steps = [workflow.step(name) for name in plan.order]
     if as_json:
-        _print_json({
-            "valid": True, "source": source, "name": workflow.name, "version": workflow.version,
-            "description": workflow.description, "schedule": workflow.schedule, "next_run_at": next_run,
-            "max_parallel": workflow.max_parallel, "order": list(plan.order),
-            "steps": [{"name": s.name, "action": s.qualified_action, "dependencies": list(s.dependencies),
-                       "parameters": s.parameters, "timeout": s.timeout, "max_retries": s.max_retries,
-                       "executor": s.executor, "fallback": s.fallback} for s in steps],
-            "error_handling": workflow.definition.get("error_handling"),
-        })
+        _print_json(
+            {
+                "valid": True,
+                "source": source,
+                "name": workflow.name,
+                "version": workflow.version,
+                "description": workflow.description,
+                "schedule": workflow.schedule,
+                "next_run_at": next_run,
+                "max_parallel": workflow.max_parallel,
+                "order": list(plan.order),
+                "steps": [
+                    {
+                        "name": s.name,
+                        "action": s.qualified_action,
+                        "dependencies": list(s.dependencies),
+                        "parameters": s.parameters,
+                        "timeout": s.timeout,
+                        "max_retries": s.max_retries,
+                        "executor": s.executor,
+                        "fallback": s.fallback,
+                    }
+                    for s in steps
+                ],
+                "error_handling": workflow.definition.get("error_handling"),
+            }
+        )
         return
     console = _console()
-    console.print(Text("✔ ", style="bold green") + Text(f"{workflow.name}", style="bold")
-                  + Text(f" is valid · version {workflow.version} · {len(steps)} step(s)"))
+    console.print(
+        Text("✔ ", style="bold green")
+        + Text(f"{workflow.name}", style="bold")
+        + Text(f" is valid · version {workflow.version} · {len(steps)} step(s)")
+    )
     if workflow.description:
         console.print(_t(workflow.description, "dim"))
     table = Table(header_style="bold")
@@ -501,12 +571,20 @@ def validate(
             notes.append(f"executor {step.executor}")
         if step.fallback:
             notes.append(f"fallback {step.fallback}")
-        table.add_row(str(i), _t(step.name), _t(step.qualified_action),
-                      _t(", ".join(step.dependencies) or "-"), _t(", ".join(notes)))
+        table.add_row(
+            str(i),
+            _t(step.name),
+            _t(step.qualified_action),
+            _t(", ".join(step.dependencies) or "-"),
+            _t(", ".join(notes)),
+        )
     console.print(table)
     if workflow.schedule:
-        console.print(Text("schedule: ") + _t(workflow.schedule, "bold")
-                      + (Text(f" (next: {_local_time(next_run)})", style="dim") if next_run else Text()))
+        console.print(
+            Text("schedule: ")
+            + _t(workflow.schedule, "bold")
+            + (Text(f" (next: {_local_time(next_run)})", style="dim") if next_run else Text())
+        )
     else:
         console.print(Text("schedule: none (runs on demand)", style="dim"))
 
@@ -528,12 +606,22 @@ def _next_run(schedule: str | None) -> str | None:
 @_guarded
 def run(
     file: Annotated[Path, typer.Argument(help="Workflow file (.yaml, .yml or .json).")],
-    params: Annotated[list[str] | None, typer.Option(
-        "--param", "-p", metavar="[STEP.]KEY=VALUE",
-        help="Override a step parameter (STEP.KEY=VALUE) or a parameter of every step that takes it "
-             "(KEY=VALUE); values are read as YAML scalars. Repeatable.")] = None,
-    max_parallel: Annotated[int | None, typer.Option(
-        "--max-parallel", "-j", min=1, help="Steps that may run at once (default: number of CPUs).")] = None,
+    params: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="[STEP.]KEY=VALUE",
+            help="Override a step parameter (STEP.KEY=VALUE) or a parameter of every step that takes it "
+            "(KEY=VALUE); values are read as YAML scalars. Repeatable.",
+        ),
+    ] = None,
+    max_parallel: Annotated[
+        int | None,
+        typer.Option(
+            "--max-parallel", "-j", min=1, help="Steps that may run at once (default: number of CPUs)."
+        ),
+    ] = None,
     imports: ImportsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -553,8 +641,10 @@ def run(
 @_guarded
 def retry(
     run_id: RunIdArg,
-    max_retries: Annotated[int | None, typer.Option(
-        "--max-retries", min=0, max=100, help="Retries per step (default: the workflow's own).")] = None,
+    max_retries: Annotated[
+        int | None,
+        typer.Option("--max-retries", min=0, max=100, help="Retries per step (default: the workflow's own)."),
+    ] = None,
     backoff: Annotated[Backoff | None, typer.Option("--backoff", help="Delay between retries.")] = None,
     imports: ImportsOpt = None,
     as_json: JsonOpt = False,
@@ -619,8 +709,13 @@ def runs(
     table.add_column("started", no_wrap=True)
     table.add_column("duration", justify="right")
     for r in rows:
-        table.add_row(_short(r["workflow_id"]), _t(r["name"]), _status(r["status"]),
-                      _local_time(r["started_at"]), _duration(r["duration_s"]))
+        table.add_row(
+            _short(r["workflow_id"]),
+            _t(r["name"]),
+            _status(r["status"]),
+            _local_time(r["started_at"]),
+            _duration(r["duration_s"]),
+        )
     console.print(table)
 
 
@@ -634,8 +729,12 @@ def show(run_id: RunIdArg, as_json: JsonOpt = False) -> None:
         stored = orchestrator.get_run(debug["workflow_id"])
     finally:
         orchestrator.close()
-    data = {**debug, "version": stored["version"], "duration_s": stored["duration_s"],
-            "params": stored["params"]}
+    data = {
+        **debug,
+        "version": stored["version"],
+        "duration_s": stored["duration_s"],
+        "params": stored["params"],
+    }
     if as_json:
         _print_json(data)
         return
@@ -661,23 +760,42 @@ def show(run_id: RunIdArg, as_json: JsonOpt = False) -> None:
 
     steps = Table(title="steps", title_justify="left", header_style="bold")
     for col in ("step", "action", "status", "attempts", "duration", "fallback used", "error"):
-        steps.add_column(col, no_wrap=col in ("step", "action", "status"),
-                         overflow="fold" if col == "error" else "ellipsis",
-                         justify="right" if col in ("attempts", "duration") else "left")
+        steps.add_column(
+            col,
+            no_wrap=col in ("step", "action", "status"),
+            overflow="fold" if col == "error" else "ellipsis",
+            justify="right" if col in ("attempts", "duration") else "left",
+        )
     attempts = Table(title="attempts", title_justify="left", header_style="bold")
     for col in ("step", "#", "action", "status", "executor", "started", "duration", "error"):
-        attempts.add_column(col, no_wrap=col in ("step", "action", "status", "started"),
-                            overflow="fold" if col == "error" else "ellipsis",
-                            justify="right" if col in ("#", "duration") else "left")
+        attempts.add_column(
+            col,
+            no_wrap=col in ("step", "action", "status", "started"),
+            overflow="fold" if col == "error" else "ellipsis",
+            justify="right" if col in ("#", "duration") else "left",
+        )
     for step in data["steps"]:
         error = step["error"] if step["status"] != "succeeded" else None
-        steps.add_row(_t(step["name"]), _t(step["action"], "cyan"), _status(step["status"]),
-                      str(len(step["attempts"])), _duration(step["duration_s"]),
-                      "yes" if step["used_fallback"] else "", _t(error, "red"))
+        steps.add_row(
+            _t(step["name"]),
+            _t(step["action"], "cyan"),
+            _status(step["status"]),
+            str(len(step["attempts"])),
+            _duration(step["duration_s"]),
+            "yes" if step["used_fallback"] else "",
+            _t(error, "red"),
+        )
         for a in step["attempts"]:
-            attempts.add_row(_t(step["name"]), str(a["attempt"]), _t(a["action"], "cyan"),
-                             _status(a["status"]), _t(a["executor"]), _local_time(a["started_at"])[11:],
-                             _duration(a["duration_s"]), _t(a["error"], "red"))
+            attempts.add_row(
+                _t(step["name"]),
+                str(a["attempt"]),
+                _t(a["action"], "cyan"),
+                _status(a["status"]),
+                _t(a["executor"]),
+                _local_time(a["started_at"])[11:],
+                _duration(a["duration_s"]),
+                _t(a["error"], "red"),
+            )
     console.print(steps)
     if attempts.row_count:
         console.print(attempts)
@@ -696,8 +814,11 @@ def logs(
     try:
         run_info = orchestrator.get_run(run_id)
         if step is not None and step not in run_info["steps"]:
-            _bad_input("--step", f"run {_short(run_info['workflow_id'])} has no step {step!r}",
-                       f"use one of: {', '.join(run_info['steps'])}")
+            _bad_input(
+                "--step",
+                f"run {_short(run_info['workflow_id'])} has no step {step!r}",
+                f"use one of: {', '.join(run_info['steps'])}",
+            )
         records = orchestrator.get_logs(run_info["workflow_id"], step)
     finally:
         orchestrator.close()
@@ -706,8 +827,13 @@ def logs(
         return
     console = _console()
     if not records:
-        _console(stderr=True).print(Text(f"no log lines for run {_short(run_info['workflow_id'])}"
-                                         + (f" step {step!r}" if step else ""), style="dim"))
+        _console(stderr=True).print(
+            Text(
+                f"no log lines for run {_short(run_info['workflow_id'])}"
+                + (f" step {step!r}" if step else ""),
+                style="dim",
+            )
+        )
         return
     for r in records:
         stamp = datetime.fromtimestamp(r["ts"]).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if "ts" in r else "-"
@@ -715,8 +841,12 @@ def logs(
         where = str(r.get("step") or "-")
         if (r.get("attempt") or 1) > 1:
             where += f"#{r['attempt']}"
-        line = Text(stamp + " ", style="dim") + Text(f"{level:<7} ", style=LEVEL_STYLES.get(level, "")) \
-            + Text(where + " ", style="cyan") + _t(r.get("message", ""))
+        line = (
+            Text(stamp + " ", style="dim")
+            + Text(f"{level:<7} ", style=LEVEL_STYLES.get(level, ""))
+            + Text(where + " ", style="cyan")
+            + _t(r.get("message", ""))
+        )
         console.print(line)
         if r.get("exc_info"):
             console.print(_t("    " + str(r["exc_info"]).replace("\n", "\n    "), "red"))
@@ -729,19 +859,34 @@ def modules(imports: ImportsOpt = None, as_json: JsonOpt = False) -> None:
     registry = _load_actions(imports)
     specs = registry.all()
     if as_json:
-        _print_json([
-            {"module": s.module, "action": s.name, "qualified_name": s.qualified_name,
-             "description": _first_line(s.description), "cpu_bound": s.cpu_bound,
-             "accepts_context": s.accepts_context, "accepts_any_parameter": s.accepts_any_parameter,
-             "parameters": [{"name": p.name, "type": p.annotation, "required": p.required,
-                             "default": p.default} for p in s.parameters]}
-            for s in specs
-        ])
+        _print_json(
+            [
+                {
+                    "module": s.module,
+                    "action": s.name,
+                    "qualified_name": s.qualified_name,
+                    "description": _first_line(s.description),
+                    "cpu_bound": s.cpu_bound,
+                    "accepts_context": s.accepts_context,
+                    "accepts_any_parameter": s.accepts_any_parameter,
+                    "parameters": [
+                        {"name": p.name, "type": p.annotation, "required": p.required, "default": p.default}
+                        for p in s.parameters
+                    ],
+                }
+                for s in specs
+            ]
+        )
         return
     console = _console()
     if not specs:
-        console.print(Text("no actions registered; define them with @action('MODULE', 'name') and load the "
-                           "module with --import or GEO_INFER_OPS_IMPORTS", style="dim"))
+        console.print(
+            Text(
+                "no actions registered; define them with @action('MODULE', 'name') and load the "
+                "module with --import or GEO_INFER_OPS_IMPORTS",
+                style="dim",
+            )
+        )
         return
     table = Table(header_style="bold")
     table.add_column("module", style="bold", no_wrap=True)

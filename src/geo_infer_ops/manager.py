@@ -25,14 +25,18 @@ class OperationsManager:
         """Define a new workflow (dict or YAML/JSON path); raises WorkflowSpecError listing every problem."""
         return self.orchestrator.define_workflow(workflow_config)
 
-    def execute_workflow(self, workflow: WorkflowLike, parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Execute a workflow and return its result dict (``workflow_id``, ``status``, ``steps``, ``outputs``)."""
+    def execute_workflow(
+        self, workflow: WorkflowLike, parameters: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Execute a workflow; returns ``workflow_id``, ``status``, ``steps``, ``outputs`` and times."""
         return self.orchestrator.execute_workflow(workflow, parameters)
 
     def monitor_workflow(self, workflow_id: str) -> dict[str, Any]:
         return self.orchestrator.monitor_workflow(workflow_id)
 
-    def retry_workflow(self, workflow_id: str, retry_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def retry_workflow(
+        self, workflow_id: str, retry_config: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         return self.orchestrator.retry_workflow(workflow_id, retry_config)
 
     def debug_workflow_execution(self, workflow_id: str, debug_level: str = "basic") -> dict[str, Any]:

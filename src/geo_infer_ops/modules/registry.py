@@ -146,7 +146,9 @@ class ActionRegistry:
     ) -> ActionSpec:
         module = module.strip().upper()
         if not module or not name:
-            raise ActionRegistrationError("an action needs a non-empty module and name, e.g. @action('SPACE', 'x')")
+            raise ActionRegistrationError(
+                "an action needs a non-empty module and name, e.g. @action('SPACE', 'x')"
+            )
         params, accepts_ctx, accepts_any = _describe(func)
         doc = inspect.getdoc(func) or ""
         spec = ActionSpec(module, name, func, cpu_bound, doc, params, accepts_ctx, accepts_any)
@@ -155,8 +157,7 @@ class ActionRegistry:
             if existing is not None and not override and existing.func is not func:
                 where = f"{existing.func.__module__}.{existing.func.__qualname__}"
                 raise ActionRegistrationError(
-                    f"{module}.{name} is already registered by {where}; "
-                    "pass override=True to replace it"
+                    f"{module}.{name} is already registered by {where}; pass override=True to replace it"
                 )
             self._actions[(module, name)] = spec
         return spec
@@ -232,7 +233,9 @@ class ActionRegistry:
     def get(self, module: str, name: str) -> ActionSpec:
         spec = self.find(module, name)
         if spec is None:
-            raise ActionNotFoundError(f"{module}.{name} is not a registered action. {self.suggest(module, name)}")
+            raise ActionNotFoundError(
+                f"{module}.{name} is not a registered action. {self.suggest(module, name)}"
+            )
         return spec
 
     def suggest(self, module: str, name: str) -> str:
@@ -246,7 +249,10 @@ class ActionRegistry:
         in_module = sorted(n for m, n in self._actions if m == module.upper())
         if in_module:
             return f"{module.upper()} has: {', '.join(in_module)}."
-        return "Register it with @action(MODULE, NAME) and import its module (--import or GEO_INFER_OPS_IMPORTS)."
+        return (
+            "Register it with @action(MODULE, NAME) and import its module "
+            "(--import or GEO_INFER_OPS_IMPORTS)."
+        )
 
     def all(self) -> list[ActionSpec]:
         with self._lock:

@@ -15,8 +15,12 @@ from ..logs import STEP_LOGGER
 class StepInputs(Mapping[str, Any]):
     """Upstream results by step name, loaded from their artifacts on first access."""
 
-    def __init__(self, refs: Mapping[str, StoredResult], artifacts: ArtifactStore,
-                 preloaded: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        refs: Mapping[str, StoredResult],
+        artifacts: ArtifactStore,
+        preloaded: Mapping[str, Any] | None = None,
+    ) -> None:
         self._refs = dict(refs)
         self._artifacts = artifacts
         self._cache: dict[str, Any] = dict(preloaded or {})

@@ -78,9 +78,14 @@ class StepState:
     def row(self) -> dict[str, Any]:
         r = self.result
         return {
-            "status": self.status, "attempts": self.attempts, "used_fallback": self.used_fallback,
-            "started_at": self.started_at, "finished_at": self.finished_at, "duration_s": self.duration_s,
-            "error": self.error, "result": r.inline if r is not None else None,
+            "status": self.status,
+            "attempts": self.attempts,
+            "used_fallback": self.used_fallback,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": self.duration_s,
+            "error": self.error,
+            "result": r.inline if r is not None else None,
             "artifact_id": r.artifact_id if r is not None else None,
         }
 
@@ -126,7 +131,8 @@ class RunEngine:
         self.steps: dict[str, Step] = {step.name: step for step in workflow.steps}
         self.retry_policy = retry_policy
         self.states: dict[str, StepState] = {
-            name: (initial[name] if initial and name in initial else StepState(name)) for name in self.plan.order
+            name: (initial[name] if initial and name in initial else StepState(name))
+            for name in self.plan.order
         }
         self.waiting: dict[str, int] = {}
         self.ready: deque[str] = deque()
@@ -185,7 +191,9 @@ class RunEngine:
             state.status = "pending"
             deps = self.plan.upstream[name]
             if any(self.states[d].status in UNSUCCESSFUL for d in deps):
-                self._mark_upstream_failed(name, next(d for d in deps if self.states[d].status in UNSUCCESSFUL))
+                self._mark_upstream_failed(
+                    name, next(d for d in deps if self.states[d].status in UNSUCCESSFUL)
+                )
                 continue
             unfinished = sum(1 for d in deps if self.states[d].status != "succeeded")
             if unfinished:
@@ -241,16 +249,31 @@ class RunEngine:
         spec = self.s.registry.get(module, action)
         kind = self._executor_kind(step, spec.cpu_bound)
         task = StepTask(
-            run_id=self.run_id, workflow=self.workflow.name, step=name, attempt=state.attempts,
-            module=module, action=action, parameters=step.parameters,
+            run_id=self.run_id,
+            workflow=self.workflow.name,
+            step=name,
+            attempt=state.attempts,
+            module=module,
+            action=action,
+            parameters=step.parameters,
             input_refs={d: self.states[d].result for d in self.plan.upstream[name] if self.states[d].result},
-            artifacts_root=str(self.s.artifacts.root), inline_max_bytes=self.s.artifacts.inline_max_bytes,
-            logs_dir=str(self.s.log_handler.logs_dir), is_fallback=state.run_fallback, timeout=step.timeout,
+            artifacts_root=str(self.s.artifacts.root),
+            inline_max_bytes=self.s.artifacts.inline_max_bytes,
+            logs_dir=str(self.s.log_handler.logs_dir),
+            is_fallback=state.run_fallback,
+            timeout=step.timeout,
         )
-        self._batch.attempt_starts.append({
-            "run_id": self.run_id, "step": name, "attempt": state.attempts, "action": f"{module}.{action}",
-            "status": "running", "started_at": now, "executor": kind,
-        })
+        self._batch.attempt_starts.append(
+            {
+                "run_id": self.run_id,
+                "step": name,
+                "attempt": state.attempts,
+                "action": f"{module}.{action}",
+                "status": "running",
+                "started_at": now,
+                "executor": kind,
+            }
+        )
         self._batch.set_step(self.run_id, name, state.row())
         self._to_submit.append((task, kind))
 
@@ -298,11 +321,19 @@ class RunEngine:
         limit = self.steps[name].timeout
         how = "killed" if running.executor == "process" else "abandoned (threads cannot be stopped)"
         now = self.s.clock.time()
-        self._record(StepOutcome(
-            name, attempt, ok=False, started_at=now - (limit or 0.0), finished_at=now,
-            error=f"StepTimeout: step {name!r} ran longer than its timeout of {limit:g}s and was {how}",
-            error_type="StepTimeout", timed_out=True, worker=running.executor,
-        ))
+        self._record(
+            StepOutcome(
+                name,
+                attempt,
+                ok=False,
+                started_at=now - (limit or 0.0),
+                finished_at=now,
+                error=f"StepTimeout: step {name!r} ran longer than its timeout of {limit:g}s and was {how}",
+                error_type="StepTimeout",
+                timed_out=True,
+                worker=running.executor,
+            )
+        )
 
     # -- outcomes ---------------------------------------------------------------
     def _record(self, outcome: StepOutcome) -> None:
@@ -314,12 +345,21 @@ class RunEngine:
         name = outcome.step
         state = self.states[name]
         status = "succeeded" if outcome.ok else ("timed_out" if outcome.timed_out else "failed")
-        self._batch.attempt_ends.append({
-            "run_id": self.run_id, "step": name, "attempt": outcome.attempt, "status": status,
-            "finished_at": outcome.finished_at, "duration_s": outcome.duration_s, "error": outcome.error,
-            "error_type": outcome.error_type, "traceback": outcome.traceback, "log_tail": outcome.log_tail,
-            "worker": outcome.worker,
-        })
+        self._batch.attempt_ends.append(
+            {
+                "run_id": self.run_id,
+                "step": name,
+                "attempt": outcome.attempt,
+                "status": status,
+                "finished_at": outcome.finished_at,
+                "duration_s": outcome.duration_s,
+                "error": outcome.error,
+                "error_type": outcome.error_type,
+                "traceback": outcome.traceback,
+                "log_tail": outcome.log_tail,
+                "worker": outcome.worker,
+            }
+        )
         self._batch.metrics.extend(
             {"run_id": self.run_id, "step": name, "attempt": outcome.attempt, "name": n, "value": v, "ts": ts}
             for n, v, ts in outcome.metrics
@@ -358,14 +398,24 @@ class RunEngine:
             delay = policy.delay(state.session_attempts, self.s.rng)
             state.status = "retrying"
             self._push_timer(self.s.clock.monotonic() + delay, "retry", name, state.attempts)
-            self._batch.event(self.run_id, "retry_scheduled", f"attempt {state.attempts} {status}: "
-                              f"{outcome.error}; retrying in {delay:.2f}s", step=name, ts=now)
+            self._batch.event(
+                self.run_id,
+                "retry_scheduled",
+                f"attempt {state.attempts} {status}: {outcome.error}; retrying in {delay:.2f}s",
+                step=name,
+                ts=now,
+            )
         elif step.fallback and not state.run_fallback:
             state.run_fallback = True
             state.status = "pending"
             self.ready.append(name)
-            self._batch.event(self.run_id, "fallback", f"{outcome.error}; running fallback {step.fallback}",
-                              step=name, ts=now)
+            self._batch.event(
+                self.run_id,
+                "fallback",
+                f"{outcome.error}; running fallback {step.fallback}",
+                step=name,
+                ts=now,
+            )
         else:
             state.status = status
             state.finished_at = now
@@ -388,11 +438,21 @@ class RunEngine:
         now = self.s.clock.time()
         for name, running in list(self.running.items()):
             running.handle.kill()
-            self._batch.attempt_ends.append({
-                "run_id": self.run_id, "step": name, "attempt": running.attempt, "status": "cancelled",
-                "finished_at": now, "duration_s": None, "error": reason, "error_type": "Cancelled",
-                "traceback": None, "log_tail": None, "worker": running.executor,
-            })
+            self._batch.attempt_ends.append(
+                {
+                    "run_id": self.run_id,
+                    "step": name,
+                    "attempt": running.attempt,
+                    "status": "cancelled",
+                    "finished_at": now,
+                    "duration_s": None,
+                    "error": reason,
+                    "error_type": "Cancelled",
+                    "traceback": None,
+                    "log_tail": None,
+                    "worker": running.executor,
+                }
+            )
             self.s.slots.release(self)
         self.running.clear()
         for name, state in self.states.items():

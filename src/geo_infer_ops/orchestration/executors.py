@@ -15,6 +15,7 @@ The action itself runs in :func:`execute_step`, identical in both.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -99,7 +100,9 @@ def execute_step(task: StepTask, preloaded: Mapping[str, Any] | None = None, wor
     handler.start_attempt(task.run_id, task.step, task.attempt)
     metrics: list[tuple[str, float, float]] = []
     artifacts = ArtifactStore(task.artifacts_root, task.inline_max_bytes)
-    outcome = StepOutcome(task.step, task.attempt, ok=False, started_at=started, finished_at=started, worker=worker)
+    outcome = StepOutcome(
+        task.step, task.attempt, ok=False, started_at=started, finished_at=started, worker=worker
+    )
     try:
         spec = registry.get(task.module, task.action)
         params = dict(task.parameters)
@@ -107,7 +110,10 @@ def execute_step(task: StepTask, preloaded: Mapping[str, Any] | None = None, wor
             params = {k: v for k, v in params.items() if k in spec.parameter_names}
         if spec.accepts_context:
             params["ctx"] = StepContext(
-                run_id=task.run_id, workflow=task.workflow, step=task.step, attempt=task.attempt,
+                run_id=task.run_id,
+                workflow=task.workflow,
+                step=task.step,
+                attempt=task.attempt,
                 parameters=task.parameters,
                 inputs=StepInputs(task.input_refs, artifacts, preloaded),
                 artifacts=StepArtifacts(artifacts, task.run_id, task.step),
@@ -153,8 +159,9 @@ class ThreadExecutor:
             if self._idle > 0:
                 self._idle -= 1
             else:
-                thread = threading.Thread(target=self._worker, name=f"gio-worker-{len(self._threads)}",
-                                          daemon=True)
+                thread = threading.Thread(
+                    target=self._worker, name=f"gio-worker-{len(self._threads)}", daemon=True
+                )
                 self._threads.append(thread)
                 thread.start()
         self._work.put((task, inputs, done))
@@ -204,10 +211,8 @@ class _ProcessHandle:
         try:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 class ProcessExecutor:
@@ -221,7 +226,9 @@ class ProcessExecutor:
 
     def submit(self, task: StepTask, inputs: Mapping[str, Any], done: Done) -> StepHandle:
         receiver, sender = self._ctx.Pipe(duplex=False)
-        process = self._ctx.Process(target=_child_main, args=(sender, task), name=f"gio-{task.step}", daemon=True)
+        process = self._ctx.Process(
+            target=_child_main, args=(sender, task), name=f"gio-{task.step}", daemon=True
+        )
         process.start()
         sender.close()
         handle = _ProcessHandle(process)
@@ -243,8 +250,13 @@ class ProcessExecutor:
             code = handle.process.exitcode
             reason = "killed" if handle.killed else f"exited with code {code} without a result"
             outcome = StepOutcome(
-                task.step, task.attempt, ok=False, started_at=started, finished_at=time.time(),
-                error=f"WorkerLost: the process running the step {reason}", error_type="WorkerLost",
+                task.step,
+                task.attempt,
+                ok=False,
+                started_at=started,
+                finished_at=time.time(),
+                error=f"WorkerLost: the process running the step {reason}",
+                error_type="WorkerLost",
                 worker=f"pid:{handle.process.pid}",
             )
         done(outcome)

@@ -66,9 +66,14 @@ def _validated(model: type[BaseModel], data: Any, source: str) -> Any:
     except ValidationError as exc:
         allowed = ", ".join(model.model_fields)
         raise ConfigError(
-            [Problem(".".join(str(p) for p in e["loc"]) or "<root>", e["msg"],
-                     f"allowed keys: {allowed}" if e["type"] == "extra_forbidden" else "see the message")
-             for e in exc.errors(include_url=False)],
+            [
+                Problem(
+                    ".".join(str(p) for p in e["loc"]) or "<root>",
+                    e["msg"],
+                    f"allowed keys: {allowed}" if e["type"] == "extra_forbidden" else "see the message",
+                )
+                for e in exc.errors(include_url=False)
+            ],
             source,
         ) from None
 
@@ -109,13 +114,17 @@ class WorkflowOrchestrator:
         self._active_lock = threading.Lock()
 
     # -- definition -------------------------------------------------------------
-    def define_workflow(self, workflow_config: WorkflowLike, parameters: Mapping[str, Any] | None = None) -> Workflow:
+    def define_workflow(
+        self, workflow_config: WorkflowLike, parameters: Mapping[str, Any] | None = None
+    ) -> Workflow:
         """Validate a workflow (dict, or path to YAML/JSON) and store its definition; returns it."""
         workflow = self.validate_workflow(workflow_config, parameters)
         self.store.save_workflow(workflow.version, workflow.name, workflow.definition)
         return workflow
 
-    def validate_workflow(self, workflow_config: WorkflowLike, parameters: Mapping[str, Any] | None = None) -> Workflow:
+    def validate_workflow(
+        self, workflow_config: WorkflowLike, parameters: Mapping[str, Any] | None = None
+    ) -> Workflow:
         """Like :meth:`define_workflow`, without storing anything."""
         if isinstance(workflow_config, Workflow):
             if not parameters:
@@ -128,13 +137,23 @@ class WorkflowOrchestrator:
 
     # -- execution --------------------------------------------------------------
     def execute_workflow(
-        self, workflow: WorkflowLike, parameters: Mapping[str, Any] | None = None, *, run_id: str | None = None
+        self,
+        workflow: WorkflowLike,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
     ) -> dict[str, Any]:
         """Run a workflow to the end and return its result (``workflow_id`` is the run's id)."""
         wf = self.define_workflow(workflow, parameters)
         run_id = run_id or new_run_id()
-        self.store.create_run(run_id, wf.version, wf.name, [(s.name, s.module, s.action) for s in wf.steps],
-                              params=dict(parameters or {}), owner=owner_id())
+        self.store.create_run(
+            run_id,
+            wf.version,
+            wf.name,
+            [(s.name, s.module, s.action) for s in wf.steps],
+            params=dict(parameters or {}),
+            owner=owner_id(),
+        )
         return self._drive(wf, run_id, None, None)
 
     def submit_workflow(self, workflow: WorkflowLike, parameters: Mapping[str, Any] | None = None) -> Future:
@@ -144,8 +163,14 @@ class WorkflowOrchestrator:
         """
         wf = self.define_workflow(workflow, parameters)
         run_id = new_run_id()
-        self.store.create_run(run_id, wf.version, wf.name, [(s.name, s.module, s.action) for s in wf.steps],
-                              params=dict(parameters or {}), owner=owner_id())
+        self.store.create_run(
+            run_id,
+            wf.version,
+            wf.name,
+            [(s.name, s.module, s.action) for s in wf.steps],
+            params=dict(parameters or {}),
+            owner=owner_id(),
+        )
         if self._run_pool is None:
             self._run_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="gio-run")
         future = self._run_pool.submit(self._drive, wf, run_id, None, None)
@@ -186,14 +211,20 @@ class WorkflowOrchestrator:
             "version": engine.workflow.version,
             "status": run["status"],
             "steps": {
-                name: {"status": s.status, "attempts": s.attempts, "duration_s": s.duration_s,
-                       "error": s.error, "used_fallback": s.used_fallback}
+                name: {
+                    "status": s.status,
+                    "attempts": s.attempts,
+                    "duration_s": s.duration_s,
+                    "error": s.error,
+                    "used_fallback": s.used_fallback,
+                }
                 for name, s in engine.states.items()
             },
             "outputs": outputs,
             "started_at": iso(run["started_at"]),
             "finished_at": iso(run["finished_at"]),
-            "duration_s": (run["finished_at"] - run["started_at"]) if run["finished_at"] and run["started_at"]
+            "duration_s": (run["finished_at"] - run["started_at"])
+            if run["finished_at"] and run["started_at"]
             else None,
             "error": run["error"],
         }
@@ -212,7 +243,9 @@ class WorkflowOrchestrator:
         return True
 
     # -- continuing a run ---------------------------------------------------------
-    def retry_workflow(self, workflow_id: str, retry_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def retry_workflow(
+        self, workflow_id: str, retry_config: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Continue the same run: failed, timed-out, upstream-failed and unfinished steps run again."""
         cfg = _validated(RetryConfig, retry_config, "retry_config")
         return self._continue(workflow_id, rerun=UNSUCCESSFUL, retry_config=cfg)
@@ -221,12 +254,17 @@ class WorkflowOrchestrator:
         """Continue a run whose process died: only steps that had not finished run."""
         return self._continue(workflow_id, rerun=frozenset(), retry_config=None)
 
-    def _continue(self, workflow_id: str, rerun: frozenset[str], retry_config: RetryConfig | None) -> dict[str, Any]:
+    def _continue(
+        self, workflow_id: str, rerun: frozenset[str], retry_config: RetryConfig | None
+    ) -> dict[str, Any]:
         run_id = self.store.resolve_run_id(workflow_id)
         run = self.store.get_run(run_id)
         self._check_not_running_elsewhere(run)
-        workflow = parse_workflow(self.store.get_workflow_definition(run["workflow_id"]), registry=self.registry,
-                                  source=f"run {run_id}")
+        workflow = parse_workflow(
+            self.store.get_workflow_definition(run["workflow_id"]),
+            registry=self.registry,
+            source=f"run {run_id}",
+        )
         initial = self._states_from_store(run_id, rerun)
         policy = None
         if retry_config is not None:
@@ -234,11 +272,18 @@ class WorkflowOrchestrator:
             policy = base.with_overrides(**retry_config.model_dump())
         allowed = ["failed", "cancelled", "running", "pending", "succeeded"]
         if not self.store.claim_run(run_id, owner_id(), allowed):
-            raise RunStateError(f"run {run_id} could not be claimed; it may have been started by another process")
+            raise RunStateError(
+                f"run {run_id} could not be claimed; it may have been started by another process"
+            )
         batch = TransitionBatch()
-        batch.event(run_id, "run_retried" if rerun else "run_resumed",
-                    f"retry with {retry_config.model_dump(exclude_none=True)}" if retry_config else "resumed")
-        batch.update_run(run_id, retry_config=retry_config.model_dump_json(exclude_none=True) if retry_config else None)
+        batch.event(
+            run_id,
+            "run_retried" if rerun else "run_resumed",
+            f"retry with {retry_config.model_dump(exclude_none=True)}" if retry_config else "resumed",
+        )
+        batch.update_run(
+            run_id, retry_config=retry_config.model_dump_json(exclude_none=True) if retry_config else None
+        )
         self._mark_lost_attempts(run_id, batch)
         self.store.apply(batch)
         return self._drive(workflow, run_id, initial, policy)
@@ -250,10 +295,15 @@ class WorkflowOrchestrator:
             if run["id"] in self._active:
                 raise RunStateError(f"run {run['id']} is executing in this process right now")
         host, _, pid = (run.get("owner") or "").rpartition(":")
-        if host == owner_id().rpartition(":")[0] and pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+        if (
+            host == owner_id().rpartition(":")[0]
+            and pid.isdigit()
+            and int(pid) != os.getpid()
+            and _alive(int(pid))
+        ):
             raise RunStateError(
-                f"run {run['id']} is being executed by process {pid} on this machine; wait for it, or stop that "
-                "process first"
+                f"run {run['id']} is being executed by process {pid} on this machine; "
+                "wait for it, or stop that process first"
             )
 
     def _states_from_store(self, run_id: str, rerun: frozenset[str]) -> dict[str, StepState]:
@@ -262,16 +312,28 @@ class WorkflowOrchestrator:
         for row in self.store.get_steps(run_id):
             status = row["status"]
             keep = status == "succeeded" or (status in TERMINAL and status not in rerun)
-            state = StepState(row["step"], status=status if keep else "pending", attempts=row["attempts"],
-                              used_fallback=bool(row["used_fallback"]) if keep else False,
-                              started_at=row["started_at"] if keep else None,
-                              finished_at=row["finished_at"] if keep else None,
-                              duration_s=row["duration_s"] if keep else None,
-                              error=row["error"] if keep else None)
+            state = StepState(
+                row["step"],
+                status=status if keep else "pending",
+                attempts=row["attempts"],
+                used_fallback=bool(row["used_fallback"]) if keep else False,
+                started_at=row["started_at"] if keep else None,
+                finished_at=row["finished_at"] if keep else None,
+                duration_s=row["duration_s"] if keep else None,
+                error=row["error"] if keep else None,
+            )
             if status == "succeeded":
                 art = artifacts.get(row["artifact_id"]) if row["artifact_id"] else None
-                state.result = (StoredResult(artifact_id=art["id"], format=art["format"], path=art["path"],
-                                             size_bytes=art["size_bytes"]) if art else StoredResult(inline=row["result"]))
+                state.result = (
+                    StoredResult(
+                        artifact_id=art["id"],
+                        format=art["format"],
+                        path=art["path"],
+                        size_bytes=art["size_bytes"],
+                    )
+                    if art
+                    else StoredResult(inline=row["result"])
+                )
             states[row["step"]] = state
         return states
 
@@ -279,12 +341,21 @@ class WorkflowOrchestrator:
         now = self.services.clock.time()
         for a in self.store.get_attempts(run_id):
             if a["status"] == "running":
-                batch.attempt_ends.append({
-                    "run_id": run_id, "step": a["step"], "attempt": a["attempt"], "status": "lost",
-                    "finished_at": now, "duration_s": now - a["started_at"],
-                    "error": "WorkerLost: the process executing this attempt stopped before it finished",
-                    "error_type": "WorkerLost", "traceback": None, "log_tail": None, "worker": a["worker"],
-                })
+                batch.attempt_ends.append(
+                    {
+                        "run_id": run_id,
+                        "step": a["step"],
+                        "attempt": a["attempt"],
+                        "status": "lost",
+                        "finished_at": now,
+                        "duration_s": now - a["started_at"],
+                        "error": "WorkerLost: the process executing this attempt stopped before it finished",
+                        "error_type": "WorkerLost",
+                        "traceback": None,
+                        "log_tail": None,
+                        "worker": a["worker"],
+                    }
+                )
 
     # -- watching and debugging --------------------------------------------------
     def monitor_workflow(self, workflow_id: str) -> dict[str, Any]:
@@ -302,11 +373,22 @@ class WorkflowOrchestrator:
             "workflow_id": run["id"],
             "name": run["name"],
             "status": run["status"],
-            "progress": {"total": total, "finished": done, "percent": round(100.0 * done / total, 1) if total else 100.0,
-                         "by_status": counts},
+            "progress": {
+                "total": total,
+                "finished": done,
+                "percent": round(100.0 * done / total, 1) if total else 100.0,
+                "by_status": counts,
+            },
             "running_steps": [r["step"] for r in steps if r["status"] == "running"],
-            "steps": {r["step"]: {"status": r["status"], "attempts": r["attempts"], "duration_s": r["duration_s"],
-                                  "error": r["error"]} for r in steps},
+            "steps": {
+                r["step"]: {
+                    "status": r["status"],
+                    "attempts": r["attempts"],
+                    "duration_s": r["duration_s"],
+                    "error": r["error"],
+                }
+                for r in steps
+            },
             "elapsed_s": elapsed,
             "eta_s": self._eta(run, steps, now),
             "started_at": iso(run["started_at"]),
@@ -331,16 +413,20 @@ class WorkflowOrchestrator:
         if not remaining:
             return 0.0
         definition = self.store.get_workflow_definition(run["workflow_id"])
-        deps = {s["name"]: [d for d in s.get("dependencies", []) if d in remaining]
-                for s in definition["steps"] if s["name"] in remaining}
+        deps = {
+            s["name"]: [d for d in s.get("dependencies", []) if d in remaining]
+            for s in definition["steps"]
+            if s["name"] in remaining
+        }
         _, total = Plan.from_edges(deps).critical_path(remaining)
         return total
 
     def debug_workflow_execution(self, workflow_id: str, debug_level: DebugLevel = "basic") -> dict[str, Any]:
-        """Every attempt with its error, timings and (verbose) traceback and log tail, plus the critical path."""
+        """Every attempt with error and timings ((verbose) traceback, log tail), plus the critical path."""
         if debug_level not in ("basic", "verbose", "full"):
-            raise ConfigError([Problem("debug_level", f"unknown level {debug_level!r}",
-                                       "use 'basic', 'verbose' or 'full'")])
+            raise ConfigError(
+                [Problem("debug_level", f"unknown level {debug_level!r}", "use 'basic', 'verbose' or 'full'")]
+            )
         run = self.store.get_run(workflow_id)
         run_id = run["id"]
         steps = self.store.get_steps(run_id)
@@ -348,8 +434,19 @@ class WorkflowOrchestrator:
         verbose = debug_level != "basic"
         by_step: dict[str, list[dict[str, Any]]] = {}
         for a in attempts:
-            entry = {k: a[k] for k in ("attempt", "action", "status", "duration_s", "error", "error_type",
-                                       "executor", "worker")}
+            entry = {
+                k: a[k]
+                for k in (
+                    "attempt",
+                    "action",
+                    "status",
+                    "duration_s",
+                    "error",
+                    "error_type",
+                    "executor",
+                    "worker",
+                )
+            }
             entry["started_at"], entry["finished_at"] = iso(a["started_at"]), iso(a["finished_at"])
             if verbose:
                 entry["traceback"] = a["traceback"]
@@ -368,20 +465,30 @@ class WorkflowOrchestrator:
             "finished_at": iso(run["finished_at"]),
             "failed_steps": [r["step"] for r in steps if r["status"] in ("failed", "timed_out")],
             "steps": [
-                {"name": r["step"], "action": f"{r['module']}.{r['action']}", "status": r["status"],
-                 "attempts": by_step.get(r["step"], []), "duration_s": r["duration_s"], "error": r["error"],
-                 "used_fallback": bool(r["used_fallback"])}
+                {
+                    "name": r["step"],
+                    "action": f"{r['module']}.{r['action']}",
+                    "status": r["status"],
+                    "attempts": by_step.get(r["step"], []),
+                    "duration_s": r["duration_s"],
+                    "error": r["error"],
+                    "used_fallback": bool(r["used_fallback"]),
+                }
                 for r in steps
             ],
             "critical_path": {"steps": path, "duration_s": length},
             "log_file": str(self.services.log_handler.path_for(run_id)),
         }
         if verbose:
-            out["events"] = [{"ts": iso(e["ts"]), "kind": e["kind"], "step": e["step"], "message": e["message"]}
-                             for e in self.store.get_events(run_id)]
+            out["events"] = [
+                {"ts": iso(e["ts"]), "kind": e["kind"], "step": e["step"], "message": e["message"]}
+                for e in self.store.get_events(run_id)
+            ]
             out["definition"] = definition
-            out["metrics"] = [{k: m[k] for k in ("step", "attempt", "name", "value")}
-                              for m in self.store.get_metrics(run_id)]
+            out["metrics"] = [
+                {k: m[k] for k in ("step", "attempt", "name", "value")}
+                for m in self.store.get_metrics(run_id)
+            ]
         if debug_level == "full":
             out["logs"] = read_run_log(self.services.log_handler.path_for(run_id))
         return out
@@ -400,22 +507,37 @@ class WorkflowOrchestrator:
         batch = TransitionBatch()
         batch.event(run_id, "error_reported", message, ts=self.services.clock.time())
         self.store.apply(batch)
-        workflow = parse_workflow(self.store.get_workflow_definition(run["workflow_id"]), registry=self.registry)
+        workflow = parse_workflow(
+            self.store.get_workflow_definition(run["workflow_id"]), registry=self.registry
+        )
         eh = workflow.error_handling
         failed = [r["step"] for r in self.store.get_steps(run_id) if r["status"] in UNSUCCESSFUL]
-        out: dict[str, Any] = {"workflow_id": run_id, "error": message, "failed_steps": failed, "result": None}
+        out: dict[str, Any] = {
+            "workflow_id": run_id,
+            "error": message,
+            "failed_steps": failed,
+            "result": None,
+        }
         if error_type and error_type in eh.non_retryable_errors:
-            out.update(action="failed", reason=f"{error_type} is listed in error_handling.non_retryable_errors")
+            out.update(
+                action="failed", reason=f"{error_type} is listed in error_handling.non_retryable_errors"
+            )
         elif run["status"] == "running":
             out.update(action="recorded", reason="the run is still executing; its own retry policy applies")
         elif not failed:
             out.update(action="recorded", reason="no step of the run failed")
         elif eh.retry_failed_steps:
-            out.update(action="retried", reason=f"error_handling.retry_failed_steps with max_retries={eh.max_retries}")
+            out.update(
+                action="retried",
+                reason=f"error_handling.retry_failed_steps with max_retries={eh.max_retries}",
+            )
             out["result"] = self.retry_workflow(run_id, {"max_retries": eh.max_retries})
         else:
-            out.update(action="reported", reason="the workflow does not retry failed steps; retry it with "
-                       f"retry_workflow({run_id!r}, {{'max_retries': 3}}) or `geo-infer-ops retry {run_id[:8]}`")
+            out.update(
+                action="reported",
+                reason="the workflow does not retry failed steps; retry it with "
+                f"retry_workflow({run_id!r}, {{'max_retries': 3}}) or `geo-infer-ops retry {run_id[:8]}`",
+            )
         return out
 
     # -- concurrency ------------------------------------------------------------
@@ -426,21 +548,33 @@ class WorkflowOrchestrator:
         self._run_gate = threading.BoundedSemaphore(cfg.max_parallel_workflows)
         if cfg.max_parallel_steps:
             self.services.slots.resize(cfg.max_parallel_steps)
-        return {"max_parallel_workflows": cfg.max_parallel_workflows, "resource_allocation": cfg.resource_allocation,
-                "max_parallel_steps": self.services.slots.capacity}
+        return {
+            "max_parallel_workflows": cfg.max_parallel_workflows,
+            "resource_allocation": cfg.resource_allocation,
+            "max_parallel_steps": self.services.slots.capacity,
+        }
 
     # -- history ----------------------------------------------------------------
-    def list_runs(self, limit: int = 50, name: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    def list_runs(
+        self, limit: int = 50, name: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
         return [_public_run(r) for r in self.store.list_runs(limit, name, status)]
 
     def get_run(self, workflow_id: str) -> dict[str, Any]:
         """A stored run with its steps (what ``geo-infer-ops show`` prints)."""
         run = self.store.get_run(workflow_id)
         out = _public_run(run)
-        out["steps"] = {r["step"]: {"status": r["status"], "attempts": r["attempts"], "duration_s": r["duration_s"],
-                                    "error": r["error"], "used_fallback": bool(r["used_fallback"]),
-                                    "action": f"{r['module']}.{r['action']}"}
-                        for r in self.store.get_steps(run["id"])}
+        out["steps"] = {
+            r["step"]: {
+                "status": r["status"],
+                "attempts": r["attempts"],
+                "duration_s": r["duration_s"],
+                "error": r["error"],
+                "used_fallback": bool(r["used_fallback"]),
+                "action": f"{r['module']}.{r['action']}",
+            }
+            for r in self.store.get_steps(run["id"])
+        }
         return out
 
     def get_logs(self, workflow_id: str, step: str | None = None) -> list[dict[str, Any]]:
@@ -455,10 +589,17 @@ class WorkflowOrchestrator:
 
 def _public_run(run: Mapping[str, Any]) -> dict[str, Any]:
     duration = run["finished_at"] - run["started_at"] if run["finished_at"] and run["started_at"] else None
-    return {"workflow_id": run["id"], "name": run["name"], "status": run["status"],
-            "version": run["workflow_id"], "started_at": iso(run["started_at"]),
-            "finished_at": iso(run["finished_at"]), "duration_s": duration, "error": run["error"],
-            "params": run["params"]}
+    return {
+        "workflow_id": run["id"],
+        "name": run["name"],
+        "status": run["status"],
+        "version": run["workflow_id"],
+        "started_at": iso(run["started_at"]),
+        "finished_at": iso(run["finished_at"]),
+        "duration_s": duration,
+        "error": run["error"],
+        "params": run["params"],
+    }
 
 
 def _alive(pid: int) -> bool:

@@ -18,8 +18,13 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
     for i, item in enumerate(items):
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            problems.append(Problem(f"--param[{i}]", f"{item!r} is not KEY=VALUE", "write e.g. --param "
-                                    "data_ingestion.time_range=last_7_days"))
+            problems.append(
+                Problem(
+                    f"--param[{i}]",
+                    f"{item!r} is not KEY=VALUE",
+                    "write e.g. --param data_ingestion.time_range=last_7_days",
+                )
+            )
             continue
         try:
             out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
@@ -50,7 +55,9 @@ def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any], regis
                     targets.append(step)
         if not targets:
             where = f"no step named {step_name!r}" if dot else f"no step's action takes a parameter {param!r}"
-            problems.append(Problem(f"--param {key}", where, "use STEP.KEY=VALUE with a step name from the file"))
+            problems.append(
+                Problem(f"--param {key}", where, "use STEP.KEY=VALUE with a step name from the file")
+            )
         for step in targets:
             params = step.setdefault("parameters", {})
             if isinstance(params, dict):

@@ -54,7 +54,9 @@ class ErrorHandling(BaseModel):
         return value
 
     def retry_policy(self, max_retries: int | None = None) -> RetryPolicy:
-        retries = max_retries if max_retries is not None else (self.max_retries if self.retry_failed_steps else 0)
+        retries = (
+            max_retries if max_retries is not None else (self.max_retries if self.retry_failed_steps else 0)
+        )
         return RetryPolicy(
             max_retries=retries,
             backoff_strategy=self.backoff_strategy,
@@ -173,7 +175,9 @@ def load_workflow_file(path: str | Path) -> dict[str, Any]:
     except Exception as exc:  # yaml.YAMLError and friends
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""
-        raise WorkflowSpecError([Problem(where, f"invalid YAML: {exc}", "fix the YAML syntax")], str(p)) from None
+        raise WorkflowSpecError(
+            [Problem(where, f"invalid YAML: {exc}", "fix the YAML syntax")], str(p)
+        ) from None
     return data
 
 
@@ -227,7 +231,9 @@ def _fix_for(err: Mapping[str, Any], model: type[BaseModel]) -> str:
         return f"{hint}remove it; allowed keys: {', '.join(allowed)}"
     if kind == "missing":
         return "add this key"
-    if kind.startswith(("int_", "float_", "bool_", "string_", "dict_", "tuple_", "list_")) or kind.endswith("_type"):
+    if kind.startswith(("int_", "float_", "bool_", "string_", "dict_", "tuple_", "list_")) or kind.endswith(
+        "_type"
+    ):
         return "use a value of the type named in the message"
     if kind == "literal_error":
         return "use one of the values named in the message"
@@ -277,8 +283,11 @@ def _check_json(value: Any, path: str, problems: list[Problem]) -> None:
         json.dumps(value, sort_keys=True)
     except Exception:  # TypeError, ValueError, RecursionError, OverflowError
         problems.append(
-            Problem(path, "parameters must be plain JSON values (str, number, bool, null, list, dict)",
-                    "pass data by path or name, not as a Python object")
+            Problem(
+                path,
+                "parameters must be plain JSON values (str, number, bool, null, list, dict)",
+                "pass data by path or name, not as a Python object",
+            )
         )
 
 
@@ -298,8 +307,13 @@ def parse_workflow(
     problems: list[Problem] = []
     if not isinstance(data, Mapping):
         raise WorkflowSpecError(
-            [Problem("", f"a workflow must be a mapping with 'name' and 'steps', got {_short(data)}",
-                     "write it as a dict / YAML mapping")],
+            [
+                Problem(
+                    "",
+                    f"a workflow must be a mapping with 'name' and 'steps', got {_short(data)}",
+                    "write it as a dict / YAML mapping",
+                )
+            ],
             source,
         )
     header_data = {k: v for k, v in data.items() if k != "steps"}
@@ -310,8 +324,13 @@ def parse_workflow(
     if "steps" not in data:
         problems.append(Problem("steps", "a workflow needs a list of steps", "add 'steps: [...]'"))
     elif not isinstance(raw_steps, (list, tuple)) or not raw_steps:
-        problems.append(Problem("steps", f"must be a non-empty list of steps, got {_short(raw_steps)}",
-                                "list at least one step with 'module' and 'action'"))
+        problems.append(
+            Problem(
+                "steps",
+                f"must be a non-empty list of steps, got {_short(raw_steps)}",
+                "list at least one step with 'module' and 'action'",
+            )
+        )
     else:
         for i, raw in enumerate(raw_steps):
             step = _validate(_RawStep, raw, f"steps[{i}]", problems)
@@ -404,8 +423,13 @@ def _assign_names(parsed: list[tuple[int, _RawStep]], problems: list[Problem]) -
         if step.name is None:
             continue
         if step.name in explicit:
-            problems.append(Problem(f"steps[{i}].name", f"duplicate step name {step.name!r} "
-                                    f"(also steps[{explicit[step.name]}])", "give every step a unique name"))
+            problems.append(
+                Problem(
+                    f"steps[{i}].name",
+                    f"duplicate step name {step.name!r} (also steps[{explicit[step.name]}])",
+                    "give every step a unique name",
+                )
+            )
         else:
             explicit[step.name] = i
         names[i] = step.name
@@ -441,8 +465,9 @@ def _resolve_dependencies(
                 fix = f"did you mean {close[0]!r}?" if close else f"use one of: {', '.join(sorted(known))}"
                 problems.append(Problem(f"steps[{i}].dependencies[{j}]", f"unknown step {dep!r}", fix))
             elif dep == names[i]:
-                problems.append(Problem(f"steps[{i}].dependencies[{j}]", "a step cannot depend on itself",
-                                        "remove it"))
+                problems.append(
+                    Problem(f"steps[{i}].dependencies[{j}]", "a step cannot depend on itself", "remove it")
+                )
             elif dep not in own:
                 own.append(dep)
         deps[i] = own
@@ -457,20 +482,31 @@ def _resolve_dependencies(
         if key not in by_module:
             if "module:" + key in ghosts:
                 continue
-            problems.append(Problem(f"dependencies.{module}", f"no step uses module {module!r}",
-                                    f"use one of the workflow's modules: {', '.join(modules)}"))
+            problems.append(
+                Problem(
+                    f"dependencies.{module}",
+                    f"no step uses module {module!r}",
+                    f"use one of the workflow's modules: {', '.join(modules)}",
+                )
+            )
             continue
         for j, up in enumerate(upstream):
             up_key = up.upper()
             if up_key not in by_module:
                 if "module:" + up_key in ghosts:
                     continue
-                problems.append(Problem(f"dependencies.{module}[{j}]", f"no step uses module {up!r}",
-                                        f"use one of the workflow's modules: {', '.join(modules)}"))
+                problems.append(
+                    Problem(
+                        f"dependencies.{module}[{j}]",
+                        f"no step uses module {up!r}",
+                        f"use one of the workflow's modules: {', '.join(modules)}",
+                    )
+                )
                 continue
             if up_key == key:
-                problems.append(Problem(f"dependencies.{module}[{j}]", "a module cannot depend on itself",
-                                        "remove it"))
+                problems.append(
+                    Problem(f"dependencies.{module}[{j}]", "a module cannot depend on itself", "remove it")
+                )
                 continue
             for i in by_module[key]:
                 for u in by_module[up_key]:
@@ -487,8 +523,13 @@ def _check_cycles(names: dict[int, str], deps: dict[int, list[str]], problems: l
         TopologicalSorter(graph).prepare()
     except CycleError as exc:
         cycle = list(reversed(exc.args[1]))
-        problems.append(Problem("dependencies", "cycle: " + " -> ".join(cycle),
-                                "remove one of these dependencies so the steps form a DAG"))
+        problems.append(
+            Problem(
+                "dependencies",
+                "cycle: " + " -> ".join(cycle),
+                "remove one of these dependencies so the steps form a DAG",
+            )
+        )
 
 
 def _resolve_fallbacks(
@@ -547,25 +588,44 @@ def _check_actions(
     for i, step in parsed:
         spec = registry.find(step.module, step.action)
         if spec is None:
-            problems.append(Problem(f"steps[{i}].action", f"{step.module.upper()}.{step.action} is not a "
-                                    "registered action", registry.suggest(step.module, step.action)))
+            problems.append(
+                Problem(
+                    f"steps[{i}].action",
+                    f"{step.module.upper()}.{step.action} is not a registered action",
+                    registry.suggest(step.module, step.action),
+                )
+            )
             continue
         unknown, missing = spec.check_parameters(step.parameters)
         accepted = ", ".join(sorted(spec.parameter_names)) or "none"
         for name in unknown:
             close = difflib.get_close_matches(name, sorted(spec.parameter_names), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            problems.append(Problem(f"steps[{i}].parameters.{name}",
-                                    f"{spec.qualified_name} does not accept parameter {name!r}",
-                                    f"{hint}accepted: {accepted}"))
+            problems.append(
+                Problem(
+                    f"steps[{i}].parameters.{name}",
+                    f"{spec.qualified_name} does not accept parameter {name!r}",
+                    f"{hint}accepted: {accepted}",
+                )
+            )
         for name in missing:
-            problems.append(Problem(f"steps[{i}].parameters", f"{spec.qualified_name} needs parameter {name!r}",
-                                    f"add parameters.{name}"))
+            problems.append(
+                Problem(
+                    f"steps[{i}].parameters",
+                    f"{spec.qualified_name} needs parameter {name!r}",
+                    f"add parameters.{name}",
+                )
+            )
     for i, target in fallbacks.items():
         module, _, act = target.partition(".")
         if registry.find(module, act) is None:
-            problems.append(Problem(f"error_handling.fallback_actions.{names[i]}",
-                                    f"fallback {target} is not a registered action", registry.suggest(module, act)))
+            problems.append(
+                Problem(
+                    f"error_handling.fallback_actions.{names[i]}",
+                    f"fallback {target} is not a registered action",
+                    registry.suggest(module, act),
+                )
+            )
 
 
 def _definition(header: _RawHeader, steps: tuple[Step, ...]) -> dict[str, Any]:
@@ -576,7 +636,11 @@ def _definition(header: _RawHeader, steps: tuple[Step, ...]) -> dict[str, Any]:
         "name": header.name,
         "description": header.description,
         "steps": [
-            {k: v for k, v in s.model_dump(mode="json").items() if k != "fallback" and v not in (None, "", {}, [])}
+            {
+                k: v
+                for k, v in s.model_dump(mode="json").items()
+                if k != "fallback" and v not in (None, "", {}, [])
+            }
             for s in steps
         ],
         "error_handling": eh,

@@ -28,7 +28,14 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0001"
 
 _STEP_STATE_COLUMNS = (
-    "status", "attempts", "used_fallback", "started_at", "finished_at", "duration_s", "error", "result",
+    "status",
+    "attempts",
+    "used_fallback",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "error",
+    "result",
     "artifact_id",
 )
 _ATTEMPT_END_COLUMNS = ("status", "finished_at", "duration_s", "error", "error_type", "traceback", "log_tail")
@@ -48,17 +55,25 @@ class TransitionBatch:
 
     def __bool__(self) -> bool:
         return bool(
-            self.step_states or self.attempt_starts or self.attempt_ends or self.events or self.artifacts
-            or self.metrics or self.run_updates
+            self.step_states
+            or self.attempt_starts
+            or self.attempt_ends
+            or self.events
+            or self.artifacts
+            or self.metrics
+            or self.run_updates
         )
 
     def set_step(self, run_id: str, step: str, state: dict[str, Any]) -> None:
         """The full current state of a step (the last write in a batch wins)."""
         self.step_states[(run_id, step)] = state
 
-    def event(self, run_id: str, kind: str, message: str = "", step: str | None = None, ts: float = 0.0) -> None:
-        self.events.append({"run_id": run_id, "step": step, "ts": ts or time.time(), "kind": kind,
-                            "message": message})
+    def event(
+        self, run_id: str, kind: str, message: str = "", step: str | None = None, ts: float = 0.0
+    ) -> None:
+        self.events.append(
+            {"run_id": run_id, "step": step, "ts": ts or time.time(), "kind": kind, "message": message}
+        )
 
     def update_run(self, run_id: str, **values: Any) -> None:
         self.run_updates.setdefault(run_id, {}).update(values)
@@ -83,8 +98,10 @@ class Store:
             self.engine = self._create_engine(url)
             self._migrate()
         except (SQLAlchemyError, ImportError, OSError) as exc:  # bad URL, missing driver, unwritable path
-            raise StoreError(f"cannot open the state store at {_redact(url)}: {exc.__class__.__name__}: "
-                             f"{str(exc).splitlines()[0]}") from exc
+            raise StoreError(
+                f"cannot open the state store at {_redact(url)}: {exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0]}"
+            ) from exc
 
     @staticmethod
     def _create_engine(url: str) -> Engine:
@@ -96,7 +113,7 @@ class Store:
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
         if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://"):]
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
         return create_engine(url, pool_pre_ping=True)
 
     @property
@@ -129,8 +146,11 @@ class Store:
         with self.engine.begin() as conn:
             exists = conn.execute(select(t.workflows.c.id).where(t.workflows.c.id == version)).first()
             if exists is None:
-                conn.execute(insert(t.workflows).values(id=version, name=name, definition=json.dumps(definition),
-                                                        created_at=time.time()))
+                conn.execute(
+                    insert(t.workflows).values(
+                        id=version, name=name, definition=json.dumps(definition), created_at=time.time()
+                    )
+                )
 
     def create_run(
         self,
@@ -144,17 +164,38 @@ class Store:
         """Insert a run and one ``pending`` row per step (name, module, action)."""
         now = time.time()
         with self.engine.begin() as conn:
-            conn.execute(insert(t.runs).values(
-                id=run_id, workflow_id=workflow_id, name=name, status="pending", params=json.dumps(params or {}),
-                created_at=now, owner=owner,
-            ))
-            conn.execute(insert(t.step_runs), [
-                {"run_id": run_id, "step": step, "position": i, "module": module, "action": act,
-                 "status": "pending", "attempts": 0, "used_fallback": False}
-                for i, (step, module, act) in enumerate(steps)
-            ])
-            conn.execute(insert(t.events).values(run_id=run_id, step=None, ts=now, kind="run_created",
-                                                 message=f"run of {name} created"))
+            conn.execute(
+                insert(t.runs).values(
+                    id=run_id,
+                    workflow_id=workflow_id,
+                    name=name,
+                    status="pending",
+                    params=json.dumps(params or {}),
+                    created_at=now,
+                    owner=owner,
+                )
+            )
+            conn.execute(
+                insert(t.step_runs),
+                [
+                    {
+                        "run_id": run_id,
+                        "step": step,
+                        "position": i,
+                        "module": module,
+                        "action": act,
+                        "status": "pending",
+                        "attempts": 0,
+                        "used_fallback": False,
+                    }
+                    for i, (step, module, act) in enumerate(steps)
+                ],
+            )
+            conn.execute(
+                insert(t.events).values(
+                    run_id=run_id, step=None, ts=now, kind="run_created", message=f"run of {name} created"
+                )
+            )
 
     def apply(self, batch: TransitionBatch) -> None:
         """Commit everything in ``batch`` in one transaction."""
@@ -166,25 +207,42 @@ class Store:
             if batch.attempt_ends:
                 stmt = (
                     update(t.attempts)
-                    .where(t.attempts.c.run_id == bindparam("b_run_id"), t.attempts.c.step == bindparam("b_step"),
-                           t.attempts.c.attempt == bindparam("b_attempt"))
+                    .where(
+                        t.attempts.c.run_id == bindparam("b_run_id"),
+                        t.attempts.c.step == bindparam("b_step"),
+                        t.attempts.c.attempt == bindparam("b_attempt"),
+                    )
                     .values({c: bindparam(c) for c in _ATTEMPT_END_COLUMNS} | {"worker": bindparam("worker")})
                 )
-                conn.execute(stmt, [
-                    {"b_run_id": a["run_id"], "b_step": a["step"], "b_attempt": a["attempt"],
-                     "worker": a.get("worker")} | {c: a.get(c) for c in _ATTEMPT_END_COLUMNS}
-                    for a in batch.attempt_ends
-                ])
+                conn.execute(
+                    stmt,
+                    [
+                        {
+                            "b_run_id": a["run_id"],
+                            "b_step": a["step"],
+                            "b_attempt": a["attempt"],
+                            "worker": a.get("worker"),
+                        }
+                        | {c: a.get(c) for c in _ATTEMPT_END_COLUMNS}
+                        for a in batch.attempt_ends
+                    ],
+                )
             if batch.step_states:
                 stmt = (
                     update(t.step_runs)
-                    .where(t.step_runs.c.run_id == bindparam("b_run_id"), t.step_runs.c.step == bindparam("b_step"))
+                    .where(
+                        t.step_runs.c.run_id == bindparam("b_run_id"),
+                        t.step_runs.c.step == bindparam("b_step"),
+                    )
                     .values({c: bindparam(c) for c in _STEP_STATE_COLUMNS})
                 )
-                conn.execute(stmt, [
-                    {"b_run_id": run_id, "b_step": step} | {c: state.get(c) for c in _STEP_STATE_COLUMNS}
-                    for (run_id, step), state in batch.step_states.items()
-                ])
+                conn.execute(
+                    stmt,
+                    [
+                        {"b_run_id": run_id, "b_step": step} | {c: state.get(c) for c in _STEP_STATE_COLUMNS}
+                        for (run_id, step), state in batch.step_states.items()
+                    ],
+                )
             if batch.artifacts:
                 conn.execute(insert(t.artifacts), batch.artifacts)
             if batch.metrics:
@@ -217,8 +275,9 @@ class Store:
                     return rows[0][0]
                 if len(rows) > 1:
                     raise RunNotFoundError(f"run id prefix {run_id!r} is ambiguous; give more characters")
-        raise RunNotFoundError(f"no run {run_id!r} in the store at {_redact(self.url)}; list runs with "
-                               "`geo-infer-ops runs`")
+        raise RunNotFoundError(
+            f"no run {run_id!r} in the store at {_redact(self.url)}; list runs with `geo-infer-ops runs`"
+        )
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         run_id = self.resolve_run_id(run_id)
@@ -226,7 +285,9 @@ class Store:
             row = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).mappings().one()
         return _run_dict(row)
 
-    def list_runs(self, limit: int = 50, name: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    def list_runs(
+        self, limit: int = 50, name: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
         stmt = select(t.runs).order_by(t.runs.c.created_at.desc()).limit(limit)
         if name:
             stmt = stmt.where(t.runs.c.name == name)
@@ -237,9 +298,13 @@ class Store:
 
     def get_steps(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(t.step_runs).where(t.step_runs.c.run_id == run_id).order_by(t.step_runs.c.position)
-            ).mappings().all()
+            rows = (
+                conn.execute(
+                    select(t.step_runs).where(t.step_runs.c.run_id == run_id).order_by(t.step_runs.c.position)
+                )
+                .mappings()
+                .all()
+            )
         return [dict(r) for r in rows]
 
     def get_attempts(self, run_id: str, step: str | None = None) -> list[dict[str, Any]]:
@@ -266,13 +331,16 @@ class Store:
 
     def get_metrics(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(t.step_metrics).where(t.step_metrics.c.run_id == run_id)
-                                .order_by(t.step_metrics.c.id))
+            rows = conn.execute(
+                select(t.step_metrics).where(t.step_metrics.c.run_id == run_id).order_by(t.step_metrics.c.id)
+            )
             return [dict(r) for r in rows.mappings()]
 
     def get_workflow_definition(self, workflow_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            text = conn.execute(select(t.workflows.c.definition).where(t.workflows.c.id == workflow_id)).scalar()
+            text = conn.execute(
+                select(t.workflows.c.definition).where(t.workflows.c.id == workflow_id)
+            ).scalar()
         if text is None:
             raise StoreError(f"workflow version {workflow_id} is missing from the store")
         return json.loads(text)
@@ -280,11 +348,17 @@ class Store:
     def step_durations(self, name: str, limit: int = 20) -> dict[str, float]:
         """Median duration per step over the last ``limit`` successful runs of a workflow (for ETAs)."""
         with self.engine.connect() as conn:
-            recent = select(t.runs.c.id).where(t.runs.c.name == name, t.runs.c.status == "succeeded") \
-                .order_by(t.runs.c.created_at.desc()).limit(limit).subquery()
+            recent = (
+                select(t.runs.c.id)
+                .where(t.runs.c.name == name, t.runs.c.status == "succeeded")
+                .order_by(t.runs.c.created_at.desc())
+                .limit(limit)
+                .subquery()
+            )
             rows = conn.execute(
-                select(t.step_runs.c.step, t.step_runs.c.duration_s)
-                .where(t.step_runs.c.run_id.in_(select(recent.c.id)), t.step_runs.c.duration_s.is_not(None))
+                select(t.step_runs.c.step, t.step_runs.c.duration_s).where(
+                    t.step_runs.c.run_id.in_(select(recent.c.id)), t.step_runs.c.duration_s.is_not(None)
+                )
             ).all()
         samples: dict[str, list[float]] = {}
         for step, duration in rows:
