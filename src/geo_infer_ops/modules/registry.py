@@ -29,8 +29,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 ENTRY_POINT_GROUP = "geo_infer_ops.modules"
 CONTEXT_PARAMETER = "ctx"
 
-# Built-in modules, imported on first look-up. Each file registers its actions.
-BUILTIN_MODULES: tuple[str, ...] = ()
+# Built-in modules: every public file of this package except the registry itself,
+# imported on the first look-up. Each file registers its actions when imported.
+BUILTIN_PACKAGE = "geo_infer_ops.modules"
+_NOT_ACTION_MODULES = frozenset({"registry"})
+
+
+def builtin_module_names() -> list[str]:
+    import pkgutil
+    from pathlib import Path
+
+    here = str(Path(__file__).parent)
+    return [
+        f"{BUILTIN_PACKAGE}.{info.name}"
+        for info in pkgutil.iter_modules([here])
+        if not info.name.startswith("_") and info.name not in _NOT_ACTION_MODULES
+    ]
 
 
 @dataclass(frozen=True)
@@ -179,8 +193,11 @@ class ActionRegistry:
 
     # -- loading ------------------------------------------------------------
     def load_builtins(self) -> None:
-        for name in BUILTIN_MODULES:
+        if "builtins" in self._loaded_sources:
+            return
+        for name in builtin_module_names():
             self.import_module(name)
+        self._loaded_sources.add("builtins")
 
     def load_entry_points(self) -> None:
         if "entry-points" in self._loaded_sources:

@@ -80,6 +80,8 @@ class StepContext:
         inputs: StepInputs,
         artifacts: StepArtifacts,
         record_metric: Callable[[str, float, float], None],
+        ancestors: StepInputs | None = None,
+        database_url: str = "",
     ) -> None:
         self.run_id = run_id
         self.workflow = workflow
@@ -87,6 +89,8 @@ class StepContext:
         self.attempt = attempt
         self.parameters = dict(parameters)
         self.inputs = inputs
+        self.ancestors = ancestors if ancestors is not None else inputs
+        self._database_url = database_url
         self.artifacts = artifacts
         self.log = logging.LoggerAdapter(
             logging.getLogger(STEP_LOGGER), {"run_id": run_id, "step": step, "attempt": attempt}
@@ -97,6 +101,23 @@ class StepContext:
         """Report a metric (e.g. ``model_accuracy``); stored with the attempt, read by the monitor."""
         number = float(value)
         self._record_metric(str(name), number, time.time())
+
+    def run_record(self) -> dict[str, Any]:
+        """The run as stored so far: its row, its steps and the workflow definition (for provenance)."""
+        if not self._database_url:
+            raise RuntimeError("this step context has no state store to read the run from")
+        from ..store import Store
+
+        store = Store(self._database_url)
+        try:
+            run = store.get_run(self.run_id)
+            return {
+                "run": run,
+                "steps": store.get_steps(self.run_id),
+                "definition": store.get_workflow_definition(run["workflow_id"]),
+            }
+        finally:
+            store.close()
 
     def __repr__(self) -> str:
         return f"StepContext(run_id={self.run_id!r}, step={self.step!r}, attempt={self.attempt})"

@@ -41,6 +41,17 @@ class Plan:
     def roots(self) -> list[str]:
         return [name for name in self.order if not self.upstream[name]]
 
+    def ancestors(self, name: str) -> list[str]:
+        """Every step upstream of ``name`` (transitively), in topological order."""
+        seen: set[str] = set()
+        stack = list(self.upstream[name])
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(self.upstream[current])
+        return [n for n in self.order if n in seen]
+
     def descendants(self, name: str) -> list[str]:
         """Every step downstream of ``name``, in topological order."""
         seen: set[str] = set()

@@ -144,6 +144,7 @@ class RunEngine:
         self._batch = TransitionBatch()
         self._to_submit: list[tuple[StepTask, str]] = []
         self._cancel_reason: str | None = None
+        self._ancestor_cache: dict[str, list[str]] = {}
         self._local_limit = workflow.max_parallel or 1_000_000
         self.started_at: float | None = None
         self.finished_at: float | None = None
@@ -257,6 +258,8 @@ class RunEngine:
             action=action,
             parameters=step.parameters,
             input_refs={d: self.states[d].result for d in self.plan.upstream[name] if self.states[d].result},
+            ancestor_refs={a: self.states[a].result for a in self._ancestors(name) if self.states[a].result},
+            database_url=self.s.store.url,
             artifacts_root=str(self.s.artifacts.root),
             inline_max_bytes=self.s.artifacts.inline_max_bytes,
             logs_dir=str(self.s.log_handler.logs_dir),
@@ -277,6 +280,12 @@ class RunEngine:
         self._batch.set_step(self.run_id, name, state.row())
         self._to_submit.append((task, kind))
 
+    def _ancestors(self, name: str) -> list[str]:
+        found = self._ancestor_cache.get(name)
+        if found is None:
+            found = self._ancestor_cache[name] = self.plan.ancestors(name)
+        return found
+
     @staticmethod
     def _executor_kind(step: Step, cpu_bound: bool) -> str:
         if step.executor:
@@ -290,7 +299,7 @@ class RunEngine:
 
     def _submit(self) -> None:
         for task, kind in self._to_submit:
-            inputs = {d: self.values[d] for d in task.input_refs if d in self.values}
+            inputs = {d: self.values[d] for d in task.ancestor_refs if d in self.values}
             handle = self.s.executors[kind].submit(task, inputs, self._done.put)
             now = self.s.clock.monotonic()
             self.running[task.step] = _Running(task.attempt, handle, kind, now)

@@ -45,9 +45,11 @@ class StepTask:
     action: str
     parameters: Mapping[str, Any]
     input_refs: Mapping[str, StoredResult]
+    ancestor_refs: Mapping[str, StoredResult]
     artifacts_root: str
     inline_max_bytes: int
     logs_dir: str
+    database_url: str = ""
     is_fallback: bool = False
     timeout: float | None = None
 
@@ -116,6 +118,8 @@ def execute_step(task: StepTask, preloaded: Mapping[str, Any] | None = None, wor
                 attempt=task.attempt,
                 parameters=task.parameters,
                 inputs=StepInputs(task.input_refs, artifacts, preloaded),
+                ancestors=StepInputs(task.ancestor_refs, artifacts, preloaded),
+                database_url=task.database_url,
                 artifacts=StepArtifacts(artifacts, task.run_id, task.step),
                 record_metric=lambda n, v, ts: metrics.append((n, v, ts)),
             )
