@@ -1,5 +1,7 @@
 """What the built-in geospatial modules share: the sensor-table contract and finding inputs.
 
+The full contract between the modules (result keys, parameters, rules) is docs/modules/README.md.
+
 The sensor table: one row per reading, columns ``sensor_id``, ``timestamp`` (UTC),
 ``latitude``, ``longitude`` (WGS84), then one numeric column per measured variable
 (``pm10``, ``temperature``, ``co2``...). As a GeoDataFrame it carries point geometries in

@@ -144,16 +144,7 @@ class WorkflowOrchestrator:
         run_id: str | None = None,
     ) -> dict[str, Any]:
         """Run a workflow to the end and return its result (``workflow_id`` is the run's id)."""
-        wf = self.define_workflow(workflow, parameters)
-        run_id = run_id or new_run_id()
-        self.store.create_run(
-            run_id,
-            wf.version,
-            wf.name,
-            [(s.name, s.module, s.action) for s in wf.steps],
-            params=dict(parameters or {}),
-            owner=owner_id(),
-        )
+        wf, run_id = self._new_run(workflow, parameters, run_id)
         return self._drive(wf, run_id, None, None)
 
     def submit_workflow(self, workflow: WorkflowLike, parameters: Mapping[str, Any] | None = None) -> Future:
@@ -161,21 +152,22 @@ class WorkflowOrchestrator:
 
         The run's id is known at once as ``future.run_id`` (to watch it with :meth:`monitor_workflow`).
         """
-        wf = self.define_workflow(workflow, parameters)
-        run_id = new_run_id()
-        self.store.create_run(
-            run_id,
-            wf.version,
-            wf.name,
-            [(s.name, s.module, s.action) for s in wf.steps],
-            params=dict(parameters or {}),
-            owner=owner_id(),
-        )
+        wf, run_id = self._new_run(workflow, parameters, None)
         if self._run_pool is None:
             self._run_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="gio-run")
         future = self._run_pool.submit(self._drive, wf, run_id, None, None)
         future.run_id = run_id  # type: ignore[attr-defined]
         return future
+
+    def _new_run(
+        self, workflow: WorkflowLike, parameters: Mapping[str, Any] | None, run_id: str | None
+    ) -> tuple[Workflow, str]:
+        """Define the workflow and store a new pending run of it."""
+        wf = self.define_workflow(workflow, parameters)
+        run_id = run_id or new_run_id()
+        steps = [(step.name, step.module, step.action) for step in wf.steps]
+        self.store.create_run(run_id, wf.version, wf.name, steps, params=dict(parameters or {}), owner=owner_id())
+        return wf, run_id
 
     def _drive(
         self,
