@@ -40,19 +40,19 @@ def spec_diamond(**extra) -> dict:
 def register_diamond(fail_ai: int = 0) -> dict:
     calls = {"ai": 0}
 
-    @action("DATA", "load_sensor_data")
+    @action("DATA", "load_sensor_data", override=True)
     def load(n: int = 5):
         return list(range(n))
 
-    @action("SPACE", "spatial_analysis")
+    @action("SPACE", "spatial_analysis", override=True)
     def space(ctx):
         return sum(ctx.inputs["DATA.load_sensor_data"])
 
-    @action("TIME", "temporal_analysis")
+    @action("TIME", "temporal_analysis", override=True)
     def temporal(ctx):
         return max(ctx.inputs.only())
 
-    @action("AI", "predict_conditions")
+    @action("AI", "predict_conditions", override=True)
     def ai(ctx):
         calls["ai"] += 1
         if calls["ai"] <= fail_ai:
@@ -61,11 +61,11 @@ def register_diamond(fail_ai: int = 0) -> dict:
         ctx.log.info("predicting from %s", sorted(ctx.inputs))
         return ctx.inputs["SPACE.spatial_analysis"] * 100 + ctx.inputs["TIME.temporal_analysis"]
 
-    @action("AI", "use_simple_regression")
+    @action("AI", "use_simple_regression", override=True)
     def simple(ctx):
         return -1
 
-    @action("APP", "generate_report")
+    @action("APP", "generate_report", override=True)
     def report(ctx):
         return {"prediction": ctx.inputs.only()}
 

@@ -147,6 +147,7 @@ class ActionRegistry:
         self._actions: dict[tuple[str, str], ActionSpec] = {}
         self._lock = threading.RLock()
         self._loaded_sources: set[str] = set()
+        self._loading_builtins = False
 
     # -- registration -------------------------------------------------------
     def register(
@@ -158,6 +159,8 @@ class ActionRegistry:
         override: bool = False,
         cpu_bound: bool = False,
     ) -> ActionSpec:
+        if not self._loading_builtins:
+            self.load_builtins()  # so that replacing a built-in always needs override=True
         module = module.strip().upper()
         if not module or not name:
             raise ActionRegistrationError(
@@ -193,10 +196,14 @@ class ActionRegistry:
 
     # -- loading ------------------------------------------------------------
     def load_builtins(self) -> None:
-        if "builtins" in self._loaded_sources:
+        if "builtins" in self._loaded_sources or self._loading_builtins:
             return
-        for name in builtin_module_names():
-            self.import_module(name)
+        self._loading_builtins = True
+        try:
+            for name in builtin_module_names():
+                self.import_module(name)
+        finally:
+            self._loading_builtins = False
         self._loaded_sources.add("builtins")
 
     def load_entry_points(self) -> None:

@@ -41,8 +41,8 @@ class Plan:
     def roots(self) -> list[str]:
         return [name for name in self.order if not self.upstream[name]]
 
-    def ancestors(self, name: str) -> list[str]:
-        """Every step upstream of ``name`` (transitively), in topological order."""
+    def ancestors(self, name: str) -> set[str]:
+        """Every step upstream of ``name`` (transitively); O(size of the answer)."""
         seen: set[str] = set()
         stack = list(self.upstream[name])
         while stack:
@@ -50,7 +50,7 @@ class Plan:
             if current not in seen:
                 seen.add(current)
                 stack.extend(self.upstream[current])
-        return [n for n in self.order if n in seen]
+        return seen
 
     def descendants(self, name: str) -> list[str]:
         """Every step downstream of ``name``, in topological order."""

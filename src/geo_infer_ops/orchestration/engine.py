@@ -144,7 +144,7 @@ class RunEngine:
         self._batch = TransitionBatch()
         self._to_submit: list[tuple[StepTask, str]] = []
         self._cancel_reason: str | None = None
-        self._ancestor_cache: dict[str, list[str]] = {}
+        self._ancestor_cache: dict[str, set[str]] = {}
         self._local_limit = workflow.max_parallel or 1_000_000
         self.started_at: float | None = None
         self.finished_at: float | None = None
@@ -280,7 +280,7 @@ class RunEngine:
         self._batch.set_step(self.run_id, name, state.row())
         self._to_submit.append((task, kind))
 
-    def _ancestors(self, name: str) -> list[str]:
+    def _ancestors(self, name: str) -> set[str]:
         found = self._ancestor_cache.get(name)
         if found is None:
             found = self._ancestor_cache[name] = self.plan.ancestors(name)

@@ -166,7 +166,9 @@ class WorkflowOrchestrator:
         wf = self.define_workflow(workflow, parameters)
         run_id = run_id or new_run_id()
         steps = [(step.name, step.module, step.action) for step in wf.steps]
-        self.store.create_run(run_id, wf.version, wf.name, steps, params=dict(parameters or {}), owner=owner_id())
+        self.store.create_run(
+            run_id, wf.version, wf.name, steps, params=dict(parameters or {}), owner=owner_id()
+        )
         return wf, run_id
 
     def _drive(
