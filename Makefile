@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests bench
 
 bench: $(STAMP)
-	$(PY) bench/engine_overhead.py
+	$(PY) bench/engine_overhead.py --markdown
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache

@@ -50,7 +50,7 @@ def clean_registry() -> Iterator[None]:
     for key, spec in list(registry._actions.items()):
         if key in before:
             registry._actions[key] = before[key]
-        elif not spec.func.__module__.startswith("geo_infer_ops."):
+        elif not (spec.func.__module__ or "").startswith("geo_infer_ops."):
             del registry._actions[key]
     for source in set(registry._loaded_sources) - sources:
         if source.endswith(".py"):

@@ -68,3 +68,16 @@ def test_quickstart_example_runs(settings, example_actions):
     assert summary["stations"] == 5
     assert summary["most_isolated"]["id"] == "ISP"
     assert Path(summary["written_to"]).exists()
+
+
+def test_readme_python_example_runs(capsys):
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    printed = capsys.readouterr().out.strip()
+    assert int(printed) > 0  # stations that reported in the last 30 days of the bundled PM10 data
+
+
+def test_readme_first_screen_has_the_two_commands():
+    head = "\n".join((ROOT / "README.md").read_text().splitlines()[:25])
+    assert "make demo" in head and "make test" in head
