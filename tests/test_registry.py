@@ -58,7 +58,7 @@ def test_unknown_action_suggests_close_names():
     def profile():
         return []
 
-    with pytest.raises(ActionNotFoundError, match="Did you mean SOIL.moisture_profile"):
+    with pytest.raises(ActionNotFoundError, match=r"Did you mean SOIL\.moisture_profile"):
         registry.get("SOIL", "moisture_profil")
 
 
