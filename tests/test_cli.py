@@ -593,9 +593,9 @@ def test_docs_cli_example(runner: CliRunner, tmp_path: Path, monkeypatch: pytest
     (tmp_path / "broken.yaml").write_text(broken, encoding="utf-8")
     imp = ["--import", str(actions)]
 
-    assert "DATA.load_points" in invoke(runner, "validate", "pipeline.yaml", *imp, code=0).stdout
+    assert "DEMO.load_points" in invoke(runner, "validate", "pipeline.yaml", *imp, code=0).stdout
     result = invoke(runner, "validate", "broken.yaml", *imp, code=2)
-    assert "steps[1].timeout" in result.output and "Did you mean DATA.load_points?" in result.output
+    assert "steps[1].timeout" in result.output and "Did you mean DEMO.load_points?" in result.output
 
     failed = run_json(runner, "run", "pipeline.yaml", *imp, code=1)
     assert failed["steps"]["publish"]["error"] == "FileNotFoundError: folder out does not exist"
@@ -613,4 +613,4 @@ def test_docs_cli_example(runner: CliRunner, tmp_path: Path, monkeypatch: pytest
     [row] = run_json(runner, "runs", "--status", "succeeded", "--limit", "1")
     assert row["params"] == {"load.count": 20, "padding": 0.5}
     names = [s["qualified_name"] for s in run_json(runner, "modules", *imp)]
-    assert {"APP.publish", "DATA.load_points", "SPACE.bounding_box"} <= set(names)
+    assert {"OUT.publish", "DEMO.load_points", "SHAPE.bounding_box"} <= set(names)
