@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/geo-infer-ops run examples/quickstart.yaml --import examples/quickstart_actions.py
+	$(VENV)/bin/geo-infer-ops run examples/environmental_analysis.yaml
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
