@@ -622,6 +622,7 @@ def _report(ctx: Any, result: dict[str, Any]) -> None:
     )
 
 
+@action("AI", "predict_conditions")
 @action("AI", "predict_environmental_conditions")
 def predict_environmental_conditions(
     prediction_horizon: float = 7,
@@ -666,34 +667,6 @@ def predict_environmental_conditions(
     )
     _report(ctx, result)
     return result
-
-
-@action("AI", "predict_conditions")
-def predict_conditions(
-    prediction_horizon: float = 7,
-    confidence_intervals: bool = True,
-    model: str = "ets",
-    variables: list[str] | None = None,
-    history_days: float | None = None,
-    max_gap_steps: int = 3,
-    min_observations: int = 14,
-    max_staleness_days: float | None = None,
-    seasonal: bool = True,
-    ctx: Any = None,
-) -> dict[str, Any]:
-    """Same as AI.predict_environmental_conditions (the spec's short name)."""
-    return predict_environmental_conditions(
-        prediction_horizon=prediction_horizon,
-        confidence_intervals=confidence_intervals,
-        model=model,
-        variables=variables,
-        history_days=history_days,
-        max_gap_steps=max_gap_steps,
-        min_observations=min_observations,
-        max_staleness_days=max_staleness_days,
-        seasonal=seasonal,
-        ctx=ctx,
-    )
 
 
 @action("AI", "use_simple_regression")
@@ -946,3 +919,6 @@ def detect_environmental_anomalies(
         result["summary"]["by_method"],
     )
     return result
+
+
+predict_conditions = predict_environmental_conditions  # the spec uses both names for one action

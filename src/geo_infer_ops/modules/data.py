@@ -624,6 +624,7 @@ def _load(
     return result
 
 
+@action("DATA", "load_environmental_data")
 @action("DATA", "load_sensor_data")
 def load_sensor_data(
     path: str | None = None,
@@ -644,34 +645,6 @@ def load_sensor_data(
     ISO 'start/end'. bbox: [min_lon, min_lat, max_lon, max_lat]. variables: columns to keep.
     columns: {file_column: sensor_id|timestamp|latitude|longitude|variable} renames.
     sensor_ids: keep only these sensors.
-    """
-    return _load(
-        path=path,
-        data_sources=data_sources,
-        time_range=time_range,
-        bbox=bbox,
-        variables=variables,
-        columns=columns,
-        sensor_ids=sensor_ids,
-        ctx=ctx,
-    )
-
-
-@action("DATA", "load_environmental_data")
-def load_environmental_data(
-    path: str | None = None,
-    data_sources: list[str] | str | None = None,
-    time_range: str | None = None,
-    bbox: list[float] | None = None,
-    variables: list[str] | str | None = None,
-    columns: dict[str, str] | None = None,
-    sensor_ids: list[str] | None = None,
-    ctx: Any = None,
-) -> Any:
-    """Load environmental data (sensors, weather, satellite...) as one sensor-table GeoDataFrame.
-
-    Same parameters and result as DATA.load_sensor_data, e.g.
-    ``{'data_sources': ['sensors', 'satellite', 'weather'], 'time_range': 'last_30_days'}``.
     """
     return _load(
         path=path,
@@ -1011,3 +984,6 @@ def validate_sensor_data(
             quality["missing_values"],
         )
     return {"data": cleaned, "quality": quality}
+
+
+load_environmental_data = load_sensor_data  # the spec uses both names for one action
