@@ -44,6 +44,7 @@ def clean_registry() -> Iterator[None]:
     """
     import sys
 
+    registry.load_builtins()  # first, so that a test overriding a built-in gets it back afterwards
     before = dict(registry._actions)
     sources = set(registry._loaded_sources)
     yield

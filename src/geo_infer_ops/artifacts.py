@@ -56,6 +56,9 @@ class StoredResult:
         }
 
 
+_NULL = StoredResult(inline="null")
+
+
 def _type_path(value: Any) -> str:
     cls = type(value)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -132,6 +135,8 @@ class ArtifactStore:
     # -- save -----------------------------------------------------------------
     def save(self, run_id: str, step: str, value: Any) -> StoredResult:
         """Store a step's result and return where it went."""
+        if value is None:
+            return _NULL
         if not _contains_frames(value):
             text = to_json(value)
             if text is not None and len(text) <= self.inline_max_bytes:
@@ -269,6 +274,18 @@ class ArtifactStore:
         freed = _size(folder) if folder.exists() else 0
         shutil.rmtree(folder, ignore_errors=True)
         return freed
+
+
+_stores: dict[tuple[str, int], ArtifactStore] = {}
+
+
+def artifact_store(root: str, inline_max_bytes: int) -> ArtifactStore:
+    """The artifact store of a folder, made once per process (steps ask for it every time)."""
+    key = (root, inline_max_bytes)
+    store = _stores.get(key)
+    if store is None:
+        store = _stores[key] = ArtifactStore(root, inline_max_bytes)
+    return store
 
 
 def _safe(name: str) -> str:

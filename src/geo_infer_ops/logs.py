@@ -98,7 +98,7 @@ class RunLogHandler(logging.Handler):
         self.handle(record)
 
 
-_handlers: dict[Path, RunLogHandler] = {}
+_handlers: dict[str, RunLogHandler] = {}
 _handlers_guard = threading.Lock()
 
 
@@ -114,12 +114,16 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reinit_locks_after_fork)
 
 
-def run_log_handler(logs_dir: Path) -> RunLogHandler:
+def run_log_handler(logs_dir: str | Path) -> RunLogHandler:
     """The one handler for a logs folder, attached to the step logger on first use."""
+    key = str(logs_dir)
+    handler = _handlers.get(key)  # every step asks: no lock, no Path on the common path
+    if handler is not None:
+        return handler
     with _handlers_guard:
-        handler = _handlers.get(logs_dir)
+        handler = _handlers.get(key)
         if handler is None:
-            handler = _handlers[logs_dir] = RunLogHandler(logs_dir)
+            handler = _handlers[key] = RunLogHandler(Path(key))
             logger = logging.getLogger(STEP_LOGGER)
             logger.addHandler(handler)
             logger.setLevel(logging.DEBUG)

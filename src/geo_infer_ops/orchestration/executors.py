@@ -24,16 +24,15 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, Protocol
 
-from ..artifacts import ArtifactStore, StoredResult
+from ..artifacts import StoredResult, artifact_store
 from ..logs import run_log_handler
 from .context import StepArtifacts, StepContext, StepInputs
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StepTask:
     """Everything needed to run one attempt of one step (picklable)."""
 
@@ -98,10 +97,10 @@ def execute_step(task: StepTask, preloaded: Mapping[str, Any] | None = None, wor
     from ..modules.registry import registry
 
     started = time.time()
-    handler = run_log_handler(Path(task.logs_dir))
+    handler = run_log_handler(task.logs_dir)
     handler.start_attempt(task.run_id, task.step, task.attempt)
     metrics: list[tuple[str, float, float]] = []
-    artifacts = ArtifactStore(task.artifacts_root, task.inline_max_bytes)
+    artifacts = artifact_store(task.artifacts_root, task.inline_max_bytes)
     outcome = StepOutcome(
         task.step, task.attempt, ok=False, started_at=started, finished_at=started, worker=worker
     )
