@@ -528,3 +528,21 @@ def _alive(pid: int) -> bool:
             return fh.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_an_action_calling_sys_exit_fails_its_step_and_the_run_goes_on(settings):
+    import sys
+
+    @action("T", "quits")
+    def quits():
+        sys.exit(3)
+
+    @action("T", "fine")
+    def fine():
+        return "ok"
+
+    wf = {"name": "exits", "steps": [{"name": "q", "module": "T", "action": "quits"},
+                                     {"name": "f", "module": "T", "action": "fine"}]}
+    result = make(settings).execute_workflow(wf)
+    assert result["steps"]["q"]["status"] == "failed" and "SystemExit" in result["steps"]["q"]["error"]
+    assert result["outputs"]["f"] == "ok"

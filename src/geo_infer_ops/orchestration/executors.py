@@ -126,7 +126,9 @@ def execute_step(task: StepTask, preloaded: Mapping[str, Any] | None = None, wor
         outcome.result = artifacts.save(task.run_id, task.step, value)
         outcome.value = value
         outcome.ok = True
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit from an action is a failed step, not a dead worker
+        if isinstance(exc, KeyboardInterrupt):
+            raise
         outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.error_type = type(exc).__name__
         outcome.traceback = traceback.format_exc()
