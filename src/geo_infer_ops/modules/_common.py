@@ -41,8 +41,7 @@ def variables_of(table: Any, requested: Iterable[str] | None = None) -> list[str
     import pandas as pd
 
     numeric = [
-        c for c in table.columns
-        if c not in NON_VARIABLE_COLUMNS and pd.api.types.is_numeric_dtype(table[c])
+        c for c in table.columns if c not in NON_VARIABLE_COLUMNS and pd.api.types.is_numeric_dtype(table[c])
     ]
     if requested is None:
         return numeric

@@ -25,7 +25,7 @@ from ..errors import RunNotFoundError, StoreError
 from . import tables as t
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 _STEP_STATE_COLUMNS = (
     "status",
@@ -120,6 +120,7 @@ class _HotStatements:
         }
         self._dialect = dialect
         self._compiled: dict[str, tuple[str, tuple[str, ...], bool]] = {}
+        self._columns: dict[str, tuple[str, ...]] = {}
         for name, stmt in statements.items():
             self._add(name, stmt)
 
@@ -135,6 +136,12 @@ class _HotStatements:
             self._add(name, stmt)
         return name
 
+    def insert(self, name: str, table: Any, columns: Sequence[str]) -> None:
+        """Compile ``INSERT INTO table (columns)`` once under ``name``; its rows may be plain tuples."""
+        if name not in self._compiled:
+            self._add(name, insert(table).values({c: bindparam(c) for c in columns}))
+            self._columns[name] = tuple(columns)
+
     def _add(self, name: str, stmt: Any) -> None:
         compiled = stmt.compile(dialect=self._dialect)
         if compiled.positional:
@@ -142,9 +149,19 @@ class _HotStatements:
         else:
             self._compiled[name] = (str(compiled), tuple(compiled.params), False)
 
-    def execute(self, cursor: Any, name: str, rows: list[dict[str, Any]]) -> None:
+    def execute(self, cursor: Any, name: str, rows: Sequence[Any]) -> None:
+        """``executemany`` of a compiled statement; rows are dicts, or tuples for :meth:`insert`'s."""
         sql, keys, positional = self._compiled[name]
-        if positional:
+        if rows and not isinstance(rows[0], dict):
+            columns = self._columns[name]
+            if positional and keys == columns:
+                cursor.executemany(sql, rows)  # already in the driver's order: no copy at all
+            elif positional:
+                index = [columns.index(k) for k in keys]
+                cursor.executemany(sql, [tuple(r[i] for i in index) for r in rows])
+            else:
+                cursor.executemany(sql, [dict(zip(columns, r, strict=True)) for r in rows])
+        elif positional:
             cursor.executemany(sql, [tuple(r.get(k) for k in keys) for r in rows])
         else:
             cursor.executemany(sql, [{k: r.get(k) for k in keys} for r in rows])
@@ -314,25 +331,45 @@ class Store:
             rows.append(("metric", batch.metrics))
         if batch.events:
             rows.append(("event", batch.events))
-        for run_id, values in batch.run_updates.items():
-            rows.append((self._hot.run_update(values), [{"b_run_id": run_id} | values]))
         with self._hot_lock:
-            conn = self._hot_connection()
-            try:
-                cursor = conn.cursor()
-                for name, params in rows:
+            for run_id, values in batch.run_updates.items():
+                rows.append((self._hot.run_update(values), [{"b_run_id": run_id} | values]))
+            self._execute_hot(rows, "a batch of transitions")
+
+    def prepare_insert(self, name: str, table: Any, columns: Sequence[str]) -> None:
+        """Compile a hot ``INSERT`` once (see :meth:`insert_many`); calling it again is a no-op."""
+        with self._hot_lock:
+            self._hot.insert(name, table, columns)
+
+    def insert_many(
+        self, batches: Sequence[tuple[str, Sequence[Any]]], what: str = "a batch of rows"
+    ) -> None:
+        """Write rows through statements of :meth:`prepare_insert`, all in one transaction.
+
+        The same hot path as :meth:`apply`: the driver's ``executemany`` on the kept connection,
+        rows as tuples in the prepared column order (or dicts). Used by the metric store.
+        """
+        with self._hot_lock:
+            self._execute_hot(batches, what)
+
+    def _execute_hot(self, rows: Sequence[tuple[str, Sequence[Any]]], what: str) -> None:
+        """Run compiled statements on the kept connection and commit once (caller holds ``_hot_lock``)."""
+        conn = self._hot_connection()
+        try:
+            cursor = conn.cursor()
+            for name, params in rows:
+                if params:
                     self._hot.execute(cursor, name, params)
-                cursor.close()
-                conn.commit()
-            except BaseException as exc:
-                self._discard_hot_connection()
-                dbapi = self.engine.dialect.dbapi
-                if dbapi is not None and isinstance(exc, dbapi.Error):
-                    raise StoreError(
-                        f"the state store refused a batch of transitions (nothing of it was "
-                        f"written): {type(exc).__name__}: {exc}"
-                    ) from exc
-                raise
+            cursor.close()
+            conn.commit()
+        except BaseException as exc:
+            self._discard_hot_connection()
+            dbapi = self.engine.dialect.dbapi
+            if dbapi is not None and isinstance(exc, dbapi.Error):
+                raise StoreError(
+                    f"the state store refused {what} (nothing of it was written): {type(exc).__name__}: {exc}"
+                ) from exc
+            raise
 
     def _hot_connection(self) -> Any:
         if self._hot_conn is None:

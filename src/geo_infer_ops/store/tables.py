@@ -124,3 +124,57 @@ step_metrics = Table(
     Column("ts", Float, nullable=False),
     Index("ix_step_metrics_name_ts", "name", "ts"),
 )
+
+# -- monitoring ------------------------------------------------------------------
+# Labels are canonical JSON (sorted keys, no spaces; '{}' when none), so one series is one string.
+
+metric_samples = Table(
+    "metric_samples",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("labels", Text, nullable=False, default="{}"),
+    Column("ts", Float, nullable=False),
+    Column("value", Float, nullable=False),
+    Index("ix_metric_samples_name_ts", "name", "ts"),
+)
+
+metric_rollups = Table(
+    "metric_rollups",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("labels", Text, primary_key=True),
+    Column("resolution", Integer, primary_key=True, comment="bucket width in seconds"),
+    Column("bucket", Float, primary_key=True, comment="start of the bucket (epoch seconds)"),
+    Column("count", Integer, nullable=False),
+    Column("sum", Float, nullable=False),
+    Column("min", Float, nullable=False),
+    Column("max", Float, nullable=False),
+)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False),
+    Column("alert", String(200), nullable=False),
+    Column("state", String(20), nullable=False, comment="pending | firing | resolved | inactive"),
+    Column("labels", Text, nullable=False, default="{}"),
+    Column("value", Float),
+    Column("message", Text, nullable=False, default=""),
+    Column("action", String(40)),
+    Column("action_status", String(20), comment="succeeded | failed | skipped"),
+    Column("action_detail", Text),
+    Index("ix_alert_events_alert_ts", "alert", "ts"),
+)
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("matchers", Text, nullable=False),
+    Column("starts_at", Float, nullable=False),
+    Column("ends_at", Float, nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("created_by", String(200), nullable=False, default=""),
+)
