@@ -908,6 +908,11 @@ def modules(imports: ImportsOpt = None, as_json: JsonOpt = False) -> None:
     console.print(table)
 
 
+from .infrastructure.cli import app as infra_app  # noqa: E402 - light: only typer/rich at import
+
+app.add_typer(infra_app, name="infra")
+
+
 def main() -> None:
     """Entry point of the ``geo-infer-ops`` script."""
     app(prog_name="geo-infer-ops")
