@@ -912,6 +912,10 @@ from .infrastructure.cli import app as infra_app  # noqa: E402 - light: only typ
 
 app.add_typer(infra_app, name="infra")
 
+from .monitoring.cli import register as _register_monitoring  # noqa: E402 - light: only typer/rich at import
+
+_register_monitoring(app)
+
 
 def main() -> None:
     """Entry point of the ``geo-infer-ops`` script."""

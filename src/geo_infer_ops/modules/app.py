@@ -116,6 +116,7 @@ def generate_environmental_alerts(
     output_dir: str | None = None,
     lookback_hours: float | None = 24.0,
     max_alerts: int = 1000,
+    notify: bool = True,
     ctx: Any = None,
 ) -> dict[str, Any]:
     """Alerts as GeoJSON points from anomalies and readings above limits; writes alerts.geojson.
@@ -128,8 +129,11 @@ def generate_environmental_alerts(
         lookback_hours: only readings and anomalies within this many hours before the newest
             reading are considered (a monitoring run alerts on what is new); ``null`` = all.
         max_alerts: keep at most this many alerts (the most severe first).
+        notify: send the alerts through the notifiers configured for the monitor
+            (``SystemMonitor().configure_notifiers(...)`` or ``GEO_INFER_OPS_*`` settings); none
+            configured means nothing is sent.
 
-    Returns ``{"alerts": FeatureCollection, "path": str, "count": int}``.
+    Returns ``{"alerts": FeatureCollection, "path": str, "count": int, "notified": [deliveries]}``.
     """
     if ctx is None:
         raise ValueError("APP.generate_environmental_alerts needs the step context (ctx)")
@@ -161,8 +165,48 @@ def generate_environmental_alerts(
     n = len(collection["features"])
     ctx.metric("alerts_generated", n)
     ctx.log.info("%d alert(s) written to %s", n, path)
-    # Forwarding to the monitor's notifiers comes with the monitoring module.
-    return {"alerts": collection, "path": str(path), "count": n}
+    deliveries = _forward_to_notifiers(collection, ctx) if notify else []
+    return {"alerts": collection, "path": str(path), "count": n, "notified": deliveries}
+
+
+def _forward_to_notifiers(collection: dict[str, Any], ctx: Any) -> list[dict[str, Any]]:
+    """Send the alerts through the monitor's notifiers (webhook, Slack, PagerDuty, email) if any is set."""
+    from ..monitoring import SystemMonitor
+
+    monitor = SystemMonitor()
+    try:
+        if not monitor.notifiers or not collection["features"]:
+            return []
+        alerts = []
+        for feature in collection["features"]:
+            props = feature["properties"]
+            lon, lat = feature["geometry"]["coordinates"][:2]
+            alerts.append(
+                {
+                    "labels": {
+                        "alertname": "environmental_alert",
+                        "sensor_id": props.get("sensor_id"),
+                        "variable": props.get("variable"),
+                        "severity": props.get("severity", "warning"),
+                        "workflow": ctx.workflow,
+                    },
+                    "annotations": {
+                        "summary": props.get("reason", ""),
+                        "timestamp": props.get("timestamp", ""),
+                        "location": f"{lat:.5f},{lon:.5f}",
+                        "run_id": ctx.run_id,
+                    },
+                    "value": props.get("value"),
+                }
+            )
+        deliveries = monitor.notify_alerts(alerts)
+        ctx.log.info(
+            "alerts sent to %s",
+            ", ".join(f"{d['notifier']}({'ok' if d['ok'] else 'failed'})" for d in deliveries),
+        )
+        return deliveries
+    finally:
+        monitor.close()
 
 
 # ---------------------------------------------------------------------------- alerts

@@ -48,6 +48,9 @@ def tcp_connect_ms(host: str, port: int, timeout: float = 1.0) -> float:
         return (time.perf_counter() - start) * 1000.0
 
 
+_MIN_CPU_WINDOW_S = 0.25
+
+
 class SystemCollector:
     """CPU, memory, disk and network of this machine (psutil), plus TCP-connect latency to targets.
 
@@ -69,9 +72,19 @@ class SystemCollector:
         self.timeout_s = timeout_s
         self._failing: set[str] = set()
         psutil.cpu_percent(interval=None)  # the first reading is meaningless: prime it
+        self._cpu_read_at = time.monotonic()
+
+    def _cpu_usage(self) -> float:
+        """CPU percent since the last reading; over a window of at least 0.25 s, so that a reading
+        taken right after start-up is not one busy millisecond blown up to 100 %."""
+        waited = time.monotonic() - self._cpu_read_at
+        interval = None if waited >= _MIN_CPU_WINDOW_S else _MIN_CPU_WINDOW_S - waited
+        value = float(psutil.cpu_percent(interval=interval))
+        self._cpu_read_at = time.monotonic()
+        return value
 
     def collect(self) -> list[Sample]:
-        out: list[Sample] = [("cpu_usage", {}, float(psutil.cpu_percent(interval=None)))]
+        out: list[Sample] = [("cpu_usage", {}, self._cpu_usage())]
         mem = psutil.virtual_memory()
         out.append(("memory_usage", {}, float(mem.percent)))
         out.append(("free_memory", {}, 100.0 * mem.available / mem.total if mem.total else 0.0))
