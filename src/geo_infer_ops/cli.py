@@ -17,16 +17,13 @@ name or a path to a ``.py`` file), in that order.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console, Group
@@ -34,7 +31,17 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .errors import GeoInferOpsError, SpecError
+from .cli_support import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+)
+from .cli_support import console as _console
+from .cli_support import guarded as _guarded
+from .cli_support import (
+    print_json as _print_json,
+)
+from .cli_support import text as _t
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -42,11 +49,8 @@ if TYPE_CHECKING:
     from .modules.registry import ActionRegistry
     from .orchestration.orchestrator import WorkflowOrchestrator
 
-F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 REFRESH_S = 0.1
-DEBUG_ENV = "GEO_INFER_OPS_DEBUG"
 
 STATUS_STYLES = {
     "succeeded": "bold green",
@@ -119,32 +123,6 @@ RunIdArg = Annotated[
 # output helpers
 
 
-def _console(stderr: bool = False) -> Console:
-    """A console on stdout/stderr; wide when not a terminal, so that piped tables do not wrap paths."""
-    stream = sys.stderr if stderr else sys.stdout
-    width = None
-    if not _isatty(stream) and "COLUMNS" not in os.environ:
-        width = 160
-    return Console(stderr=stderr, width=width, highlight=False, soft_wrap=False)
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except Exception:
-        return False
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-
-
-def _t(value: Any, style: str = "") -> Text:
-    """User text as a Rich ``Text`` (never parsed as markup)."""
-    return Text("" if value is None else str(value), style=style)
-
-
 def _status(status: str | None) -> Text:
     status = status or "-"
     return Text(f"{STATUS_ICONS.get(status, ' ')} {status}", style=STATUS_STYLES.get(status, ""))
@@ -184,81 +162,6 @@ def _first_line(text: str | None) -> str:
 
 # ---------------------------------------------------------------------------
 # errors: one clear screen, never a traceback
-
-
-def _guarded(func: F) -> F:
-    """Turn errors into a message and an exit code (2 for bad input, 1 for anything unexpected)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        as_json = bool(kwargs.get("as_json"))
-        try:
-            return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except KeyboardInterrupt:
-            _console(stderr=True).print(Text("interrupted", style="yellow"))
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-        except Exception as exc:
-            if os.environ.get(DEBUG_ENV):
-                raise
-            code = _report_error(exc, as_json)
-            raise typer.Exit(code) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _report_error(exc: Exception, as_json: bool) -> int:
-    from pydantic import ValidationError
-
-    err = _console(stderr=True)
-    if isinstance(exc, SpecError):
-        if as_json:
-            _print_json({**exc.to_dict(), "message": str(exc)})
-        else:
-            where = f" in {exc.source}" if exc.source else ""
-            title = f"error: {len(exc.problems)} problem(s) in the {exc.kind}{where}"
-            err.print(Text(title, style="bold red"))
-            table = Table(show_lines=False, header_style="bold")
-            table.add_column("path", style="cyan", no_wrap=True)
-            table.add_column("problem", overflow="fold")
-            table.add_column("fix", style="green")
-            for p in exc.problems:
-                table.add_row(_t(p.path or "<root>"), _t(p.message), _t(p.fix))
-            err.print(table)
-        return EXIT_USAGE
-    if isinstance(exc, ValidationError):
-        problems = [
-            {
-                "path": ".".join(str(p) for p in e["loc"]),
-                "message": e["msg"],
-                "fix": "check the GEO_INFER_OPS_* environment variables",
-            }
-            for e in exc.errors(include_url=False)
-        ]
-        message = f"invalid setting(s): {'; '.join(p['path'] + ': ' + p['message'] for p in problems)}"
-        return _simple_error("ConfigError", message, EXIT_USAGE, as_json, err, problems)
-    if isinstance(exc, GeoInferOpsError):
-        return _simple_error(type(exc).__name__, str(exc), EXIT_USAGE, as_json, err)
-    if isinstance(exc, OSError):
-        return _simple_error(type(exc).__name__, str(exc), EXIT_USAGE, as_json, err)
-    message = f"unexpected {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 to see the traceback)"
-    return _simple_error(type(exc).__name__, message, EXIT_FAILED, as_json, err)
-
-
-def _simple_error(
-    kind: str,
-    message: str,
-    code: int,
-    as_json: bool,
-    err: Console,
-    problems: list[dict[str, str]] | None = None,
-) -> int:
-    if as_json:
-        _print_json({"error": kind, "message": message, "problems": problems or []})
-    else:
-        err.print(Text("error: ", style="bold red") + Text(message))
-    return code
 
 
 def _bad_input(path: str, message: str, fix: str) -> NoReturn:

@@ -7,22 +7,20 @@ the commands. Exit codes: ``0`` success, ``1`` Terraform failed (or an unexpecte
 
 from __future__ import annotations
 
-import functools
-import json
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-F = TypeVar("F", bound=Callable[..., Any])
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-DEBUG_ENV = "GEO_INFER_OPS_DEBUG"
+from ..cli_support import EXIT_FAILED
+from ..cli_support import console as _console
+from ..cli_support import guarded as _guarded
+from ..cli_support import print_json as _print_json
+from ..cli_support import text as _t
 
 app = typer.Typer(
     name="infra",
@@ -50,74 +48,8 @@ VarOpt = Annotated[
 ]
 
 
-def _console(stderr: bool = False) -> Console:
-    stream = sys.stderr if stderr else sys.stdout
-    width = None if (hasattr(stream, "isatty") and stream.isatty()) or "COLUMNS" in os.environ else 160
-    return Console(stderr=stderr, width=width, highlight=False, soft_wrap=False)
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-
-
-def _t(value: Any, style: str = "") -> Text:
-    return Text("" if value is None else str(value), style=style)
-
-
 def _money(value: float) -> str:
     return f"${value:,.2f}"
-
-
-def _guarded(func: F) -> F:
-    """Errors become a message and an exit code: 2 for bad input, 1 for anything unexpected."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        as_json = bool(kwargs.get("as_json"))
-        try:
-            return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except Exception as exc:
-            if os.environ.get(DEBUG_ENV):
-                raise
-            raise typer.Exit(_report_error(exc, as_json)) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _report_error(exc: Exception, as_json: bool) -> int:
-    from ..errors import GeoInferOpsError, SpecError
-
-    err = _console(stderr=True)
-    if isinstance(exc, SpecError):
-        if as_json:
-            _print_json({**exc.to_dict(), "message": str(exc)})
-        else:
-            where = f" in {exc.source}" if exc.source else ""
-            err.print(
-                Text(f"error: {len(exc.problems)} problem(s) in the {exc.kind}{where}", style="bold red")
-            )
-            table = Table(header_style="bold")
-            table.add_column("path", style="cyan", no_wrap=True)
-            table.add_column("problem", overflow="fold")
-            table.add_column("fix", style="green", overflow="fold")
-            for p in exc.problems:
-                table.add_row(_t(p.path or "<root>"), _t(p.message), _t(p.fix))
-            err.print(table)
-        return EXIT_USAGE
-    usage = isinstance(exc, (GeoInferOpsError, OSError))
-    message = (
-        str(exc)
-        if usage
-        else f"unexpected {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 to see the traceback)"
-    )
-    if as_json:
-        _print_json({"error": type(exc).__name__, "message": message, "problems": []})
-    else:
-        err.print(Text("error: ", style="bold red") + Text(message))
-    return EXIT_USAGE if usage else EXIT_FAILED
 
 
 def _manager() -> Any:

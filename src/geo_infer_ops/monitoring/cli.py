@@ -7,22 +7,20 @@ other process. Exit codes as in the main CLI: 0 ok, 1 unexpected failure, 2 bad 
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console, Group
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-F = TypeVar("F", bound=Callable[..., Any])
-EXIT_FAILED, EXIT_USAGE = 1, 2
+from ..cli_support import EXIT_USAGE
+from ..cli_support import console as _console
+from ..cli_support import guarded as _guarded
+from ..cli_support import print_json as _print_json
 
 monitor_app = typer.Typer(
     name="monitor",
@@ -35,41 +33,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 STATE_STYLES = {"firing": "bold red", "pending": "yellow", "resolved": "green", "inactive": "dim"}
 HEALTH_STYLES = {"healthy": "bold green", "degraded": "bold yellow", "critical": "bold red"}
-
-
-def _console(stderr: bool = False) -> Console:
-    stream = sys.stderr if stderr else sys.stdout
-    width = None if (hasattr(stream, "isatty") and stream.isatty()) or "COLUMNS" in os.environ else 160
-    return Console(stderr=stderr, width=width, highlight=False, soft_wrap=False)
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-
-
-def _guarded(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ..errors import GeoInferOpsError, SpecError
-
-        try:
-            return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
-        except Exception as exc:
-            if os.environ.get("GEO_INFER_OPS_DEBUG"):
-                raise
-            err = _console(stderr=True)
-            if kwargs.get("as_json") and isinstance(exc, SpecError):
-                _print_json(exc.to_dict())
-            err.print(Text(f"error: {exc}", style="bold red"))
-            bad_input = isinstance(exc, (SpecError, ValueError, LookupError, GeoInferOpsError))
-            raise typer.Exit(EXIT_USAGE if bad_input else EXIT_FAILED) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _monitor() -> Any:
