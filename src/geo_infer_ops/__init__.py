@@ -8,8 +8,9 @@ and the geospatial libraries load only when a geospatial action runs::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_attributes
 from .errors import GeoInferOpsError, WorkflowSpecError
 from .modules.registry import action
 
@@ -36,12 +37,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'geo_infer_ops' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

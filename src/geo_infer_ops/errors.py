@@ -8,10 +8,28 @@ traceback from deep inside a library to learn that a key was misspelled.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class GeoInferOpsError(Exception):
     """Base class of every error raised on purpose by geo-infer-ops."""
+
+
+def field_path(prefix: str, loc: tuple[Any, ...]) -> str:
+    """``("steps", 2, "dependencies", 0)`` -> ``steps[2].dependencies[0]`` (under ``prefix``)."""
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path = f"{path}.{part}" if path else str(part)
+    return path
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """A value as shown inside an error message: its repr, cut at ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)

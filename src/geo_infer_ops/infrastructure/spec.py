@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import ConfigError, Problem
+from ..errors import ConfigError, Problem, field_path, short_repr
 from .pricing import PriceTable, load_prices
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
@@ -380,21 +380,6 @@ def as_spec_dict(source: Mapping[str, Any] | str | Path | InfrastructureSpec) ->
 # parsing
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _join(prefix: str, loc: tuple[Any, ...]) -> str:
-    path = prefix
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path = f"{path}.{part}" if path else str(part)
-    return path
-
-
 def _validate(model: type[BaseModel], data: Any, prefix: str, problems: list[Problem]) -> Any:
     try:
         return model.model_validate(data)
@@ -416,9 +401,9 @@ def _validate(model: type[BaseModel], data: Any, prefix: str, problems: list[Pro
             elif kind == "missing":
                 msg, fix = "missing required key", "add this key"
             else:
-                msg = f"{msg} (got {_short(err.get('input'))})"
+                msg = f"{msg} (got {short_repr(err.get('input'))})"
                 fix = "use a value of the kind named in the message"
-            problems.append(Problem(_join(prefix, loc), msg, fix))
+            problems.append(Problem(field_path(prefix, loc), msg, fix))
         return None
 
 
@@ -691,7 +676,7 @@ def parse_infrastructure(
             [
                 Problem(
                     "",
-                    f"an infrastructure spec must be a mapping, got {_short(data)}",
+                    f"an infrastructure spec must be a mapping, got {short_repr(data)}",
                     "write it as a dict / YAML mapping",
                 )
             ],

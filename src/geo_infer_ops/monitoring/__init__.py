@@ -7,7 +7,9 @@ pieces (:mod:`.metrics`, :mod:`.collectors`, :mod:`.rules`, :mod:`.alerting`,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .actions import ActionResult, register_action
@@ -16,13 +18,11 @@ if TYPE_CHECKING:
 __all__ = ["ActionResult", "SystemMonitor", "register_action"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "SystemMonitor":
-        from .monitor import SystemMonitor
-
-        return SystemMonitor
-    if name in ("register_action", "ActionResult"):
-        from . import actions
-
-        return getattr(actions, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "SystemMonitor": ("geo_infer_ops.monitoring.monitor", "SystemMonitor"),
+        "register_action": ("geo_infer_ops.monitoring.actions", "register_action"),
+        "ActionResult": ("geo_infer_ops.monitoring.actions", "ActionResult"),
+    },
+)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import Problem, WorkflowSpecError
+from ..errors import Problem, WorkflowSpecError, field_path, short_repr
 from .retry import RetryPolicy
 from .schedules import parse_schedule
 
@@ -206,21 +206,6 @@ def as_workflow_dict(source: Mapping[str, Any] | str | Path) -> tuple[Any, str]:
 # parsing
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
-
-
-def _join_path(prefix: str, loc: tuple[Any, ...]) -> str:
-    path = prefix
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path = f"{path}.{part}" if path else str(part)
-    return path
-
-
 def _fix_for(err: Mapping[str, Any], model: type[BaseModel]) -> str:
     kind = err.get("type", "")
     loc = err.get("loc", ())
@@ -273,8 +258,8 @@ def _validate(model: type[BaseModel], data: Any, prefix: str, problems: list[Pro
             elif err.get("type") == "missing":
                 msg = "missing required key"
             if err.get("type") not in ("missing", "extra_forbidden") and "input" in err:
-                msg = f"{msg} (got {_short(err['input'])})"
-            problems.append(Problem(_join_path(prefix, loc), msg, _fix_for(err, model)))
+                msg = f"{msg} (got {short_repr(err['input'])})"
+            problems.append(Problem(field_path(prefix, loc), msg, _fix_for(err, model)))
         return None
 
 
@@ -310,7 +295,7 @@ def parse_workflow(
             [
                 Problem(
                     "",
-                    f"a workflow must be a mapping with 'name' and 'steps', got {_short(data)}",
+                    f"a workflow must be a mapping with 'name' and 'steps', got {short_repr(data)}",
                     "write it as a dict / YAML mapping",
                 )
             ],
@@ -327,7 +312,7 @@ def parse_workflow(
         problems.append(
             Problem(
                 "steps",
-                f"must be a non-empty list of steps, got {_short(raw_steps)}",
+                f"must be a non-empty list of steps, got {short_repr(raw_steps)}",
                 "list at least one step with 'module' and 'action'",
             )
         )
