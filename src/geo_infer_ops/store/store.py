@@ -11,6 +11,7 @@ handful of commits rather than thousands.
 from __future__ import annotations
 
 import json
+import operator
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -162,7 +163,12 @@ class _HotStatements:
             else:
                 cursor.executemany(sql, [dict(zip(columns, r, strict=True)) for r in rows])
         elif positional:
-            cursor.executemany(sql, [tuple(r.get(k) for k in keys) for r in rows])
+            pick = operator.itemgetter(*keys)
+            try:
+                params = [pick(r) for r in rows]  # the common case: every row has every column
+            except KeyError:
+                params = [tuple(r.get(k) for k in keys) for r in rows]
+            cursor.executemany(sql, params if len(keys) > 1 else [(p,) for p in params])
         else:
             cursor.executemany(sql, [{k: r.get(k) for k in keys} for r in rows])
 
