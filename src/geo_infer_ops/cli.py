@@ -542,6 +542,68 @@ def run(
 
 @app.command()
 @_guarded
+def schedule(
+    files: Annotated[list[Path], typer.Argument(help="Workflow files with a `schedule`.")],
+    catchup: Annotated[
+        bool, typer.Option("--catchup", help="After a pause, start one run per missed fire time.")
+    ] = False,
+    overlap: Annotated[
+        str, typer.Option("--overlap", help="skip: no new run while the previous one is going; allow.")
+    ] = "skip",
+    run_now: Annotated[bool, typer.Option("--run-now", help="Also start one run of each at once.")] = False,
+    max_runs: Annotated[
+        int | None, typer.Option("--max-runs", min=1, help="Stop after starting this many runs.")
+    ] = None,
+    imports: ImportsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start runs of workflows on their schedules until Ctrl-C (or --max-runs), one line per run."""
+    from .orchestration.scheduler import Scheduler
+
+    orchestrator = _orchestrator(imports)
+    scheduler = Scheduler(orchestrator)
+    console = _console()
+    started: list[Any] = []
+
+    def report(event: dict[str, Any]) -> None:
+        public = {k: v for k, v in event.items() if k != "future"}
+        if as_json:
+            _print_json(public)
+        elif event["skipped"]:
+            console.print(
+                Text(f"skipped {event['name']} at {event['scheduled_for']}: {event['reason']}", "yellow")
+            )
+        else:
+            console.print(
+                Text(f"started {event['name']} for {event['scheduled_for']}: run ")
+                + Text(_short(event["workflow_id"]), "bold")
+            )
+        if not event["skipped"]:
+            started.append(event["future"])
+            if max_runs is not None and len(started) >= max_runs:
+                scheduler.stop()
+
+    try:
+        for file in files:
+            entry = scheduler.add(file, catchup=catchup, overlap=overlap)  # type: ignore[arg-type]
+            if not as_json:
+                console.print(
+                    Text(f"scheduled {entry['name']} ({entry['schedule']}), next run {entry['next_fire']}")
+                )
+            if run_now:
+                now = orchestrator.services.clock.time()
+                report(scheduler.fire(scheduler.entries[entry["name"]], now, busy=False))
+        if max_runs is None or len(started) < max_runs:
+            scheduler.run_forever(on_event=report)
+        results = [f.result() for f in started]
+    finally:
+        orchestrator.close()
+    if any(r["status"] != "succeeded" for r in results):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+@_guarded
 def retry(
     run_id: RunIdArg,
     max_retries: Annotated[

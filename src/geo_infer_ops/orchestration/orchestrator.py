@@ -167,7 +167,13 @@ class WorkflowOrchestrator:
         run_id = run_id or new_run_id()
         steps = [(step.name, step.module, step.action) for step in wf.steps]
         self.store.create_run(
-            run_id, wf.version, wf.name, steps, params=dict(parameters or {}), owner=owner_id()
+            run_id,
+            wf.version,
+            wf.name,
+            steps,
+            params=dict(parameters or {}),
+            owner=owner_id(),
+            now=self.services.clock.time(),
         )
         return wf, run_id
 

@@ -261,9 +261,10 @@ class Store:
         steps: Sequence[tuple[str, str, str]],
         params: dict[str, Any] | None = None,
         owner: str | None = None,
+        now: float | None = None,
     ) -> None:
-        """Insert a run and one ``pending`` row per step (name, module, action)."""
-        now = time.time()
+        """Insert a run and one ``pending`` row per step (name, module, action), at the caller's ``now``."""
+        now = time.time() if now is None else now
         with self.engine.begin() as conn:
             conn.execute(
                 insert(t.runs).values(
