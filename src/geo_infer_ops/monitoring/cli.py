@@ -299,7 +299,14 @@ def plot(
         by_series.setdefault(_labels_text(labels) or metric, []).append((ts, value))
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
     for name, pts in sorted(by_series.items()):
-        ax.plot([datetime.fromtimestamp(p[0]) for p in pts], [p[1] for p in pts], label=name, linewidth=1.2)
+        ax.plot(
+            [datetime.fromtimestamp(p[0]) for p in pts],
+            [p[1] for p in pts],
+            label=name,
+            linewidth=1.2,
+            marker="o" if len(pts) <= 50 else None,  # few samples: show each one
+            markersize=3,
+        )
     for rule in monitor.rules:
         if rule.metric == metric:
             ax.axhline(
@@ -313,7 +320,12 @@ def plot(
         handles, _ = ax.get_legend_handles_labels()
         if handles:
             ax.legend(loc="best", fontsize="small")
-    fig.autofmt_xdate()
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.grid(True, alpha=0.3)
     fig.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, format="png")
