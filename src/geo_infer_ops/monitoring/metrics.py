@@ -27,7 +27,8 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Integer, case, cast, delete, func, select
@@ -229,6 +230,15 @@ class MetricStore:
             if name is not None:
                 return {(name, key): v for key, v in self._latest.get(name, {}).items()}
             return {(n, key): v for n, series in self._latest.items() for key, v in series.items()}
+
+    @contextmanager
+    def reading(self) -> Iterator[Mapping[str, Mapping[LabelKey, tuple[float, float]]]]:
+        """The live index itself, ``{name: {labels: (ts, value)}}``, held still while the block runs.
+
+        Rule evaluation reads it once per cycle without copying 10,000 series; writers wait.
+        """
+        with self._lock:
+            yield self._latest
 
     def names(self) -> list[str]:
         """The names of the live series, sorted."""

@@ -452,11 +452,8 @@ class SystemMonitor:
         with self._lock:
             now = self.clock.time()
             self._load_silences(now)
-            latest = getattr(self.metrics, "_latest", None)  # {name: {label_key: (ts, value)}}, in memory
-            if isinstance(latest, dict):
+            with self.metrics.reading() as latest:
                 transitions = self.engine.evaluate_grouped(latest, now)
-            else:
-                transitions = self.engine.evaluate(self.metrics.series(), now)
             self.dispatcher.update(transitions, now)
             self.dispatcher.refresh_values({st.fingerprint: st.value for st in self.engine.active()})
             rows: list[dict[str, Any]] = []
