@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import threading
-import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -88,14 +87,6 @@ class RunLogHandler(logging.Handler):
             fh = self._files.pop(run_id, None)
         if fh is not None:
             fh.close()
-
-    def write_event(self, run_id: str, message: str, level: int = logging.INFO, **extra: Any) -> None:
-        """A log line written by the engine itself (retries, timeouts)."""
-        record = logging.LogRecord("geo_infer_ops.engine", level, "", 0, message, None, None)
-        record.created = time.time()
-        for k, v in {"run_id": run_id, **extra}.items():
-            setattr(record, k, v)
-        self.handle(record)
 
 
 _handlers: dict[str, RunLogHandler] = {}

@@ -301,7 +301,7 @@ class InfrastructureManager:
         ``cost_optimization_recommendations``, and optionally ``spec`` (dict or file),
         ``infrastructure_id`` and ``modules`` (the deployment's ``{MODULE: {replicas, resources}}``).
         """
-        from .spec import _validate as validate_model
+        from .._validation import validate_into as validate_model
 
         problems: list[Problem] = []
         request = validate_model(_CostRequest, dict(config or {}), "", problems)

@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..errors import ConfigError, Problem, field_path, short_repr
+from .._validation import validate_into
+from ..errors import ConfigError, Problem, short_repr
 from .pricing import PriceTable, load_prices
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
@@ -380,33 +381,6 @@ def as_spec_dict(source: Mapping[str, Any] | str | Path | InfrastructureSpec) ->
 # parsing
 
 
-def _validate(model: type[BaseModel], data: Any, prefix: str, problems: list[Problem]) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            loc = tuple(err.get("loc", ()))
-            kind = err.get("type", "")
-            msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-            fix = ""
-            if kind == "extra_forbidden":
-                allowed = list(model.model_fields)
-                if model is _Header:
-                    allowed = [k for k in allowed]
-                close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-                msg = "unknown key"
-                fix = (
-                    f"did you mean {close[0]!r}? " if close else ""
-                ) + f"allowed keys: {', '.join(allowed)}"
-            elif kind == "missing":
-                msg, fix = "missing required key", "add this key"
-            else:
-                msg = f"{msg} (got {short_repr(err.get('input'))})"
-                fix = "use a value of the kind named in the message"
-            problems.append(Problem(field_path(prefix, loc), msg, fix))
-        return None
-
-
 def _network(value: str, path: str, problems: list[Problem]) -> ipaddress.IPv4Network | None:
     try:
         return ipaddress.IPv4Network(value, strict=True)
@@ -683,7 +657,7 @@ def parse_infrastructure(
             source,
         )
     problems: list[Problem] = []
-    header: _Header | None = _validate(_Header, dict(data), "", problems)
+    header: _Header | None = validate_into(_Header, dict(data), "", problems)
     if header is None:
         # still check the sections that can be read, so that one run reports everything
         provider = (
@@ -701,12 +675,12 @@ def parse_infrastructure(
         )
         safe.setdefault("vpc", {})
         safe.setdefault("compute", {})
-        header = _Header.model_validate(safe)
+        header = _Header.modelvalidate_into(safe)
     region_ok = _check_region(header, problems)
-    vpc = _validate(Vpc, header.vpc, "vpc", problems)
-    compute = _validate(Compute, header.compute, "compute", problems)
-    storage = _validate(Storage, header.storage, "storage", problems)
-    security = _validate(Security, header.security, "security", problems)
+    vpc = validate_into(Vpc, header.vpc, "vpc", problems)
+    compute = validate_into(Compute, header.compute, "compute", problems)
+    storage = validate_into(Storage, header.storage, "storage", problems)
+    security = validate_into(Security, header.security, "security", problems)
     if vpc is not None:
         _check_vpc(header, vpc, region_ok, problems)
     if compute is not None:

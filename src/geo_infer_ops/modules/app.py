@@ -969,19 +969,9 @@ def _trend_section(results: Mapping[str, Any]) -> Section:
     # noisy series says little.
     ranked = trends.assign(_sig=trends["p_value"] < 0.05, _abs=trends["slope_per_year"].abs())
     top = ranked.sort_values(["_sig", "_abs", "sensor_id"], ascending=[False, False, True]).head(15)
-    cols = [
-        c
-        for c in (
-            "sensor_id",
-            "variable",
-            "slope_per_year",
-            "p_value",
-            "seasonal_amplitude",
-            "residual_std",
-            "n_obs",
-        )
-        if c in top.columns
-    ]
+    from .time import TREND_COLUMNS
+
+    cols = [c for c in TREND_COLUMNS if c in top.columns]
     table = _df_table(
         f"Steepest significant trends ({len(top)} of {len(trends)} series; slope in units per year)",
         top[cols],

@@ -61,6 +61,18 @@ DEFAULT_MAX_GAP = {"hourly": 2, "daily": 31, "weekly": 5, "monthly": 2, "quarter
 _MONTHS_PER_STEP = {"monthly": 1, "quarterly": 3, "yearly": 12}
 
 
+# The contract columns of the "trends" table, in the order reports show them.
+TREND_COLUMNS = (
+    "sensor_id",
+    "variable",
+    "slope_per_year",
+    "p_value",
+    "seasonal_amplitude",
+    "residual_std",
+    "n_obs",
+)
+
+
 def infer_frequency(median_seconds: float) -> str:
     """The regular step (a key of ``FREQUENCIES``) for a median sampling interval in seconds."""
     day = 86400.0
@@ -487,16 +499,7 @@ def analyze_temporal_trends(
     alias = FREQUENCIES[freq_name][0]
     per = used[freq_name]["period"]
 
-    trend_cols = [
-        "sensor_id",
-        "variable",
-        "slope_per_year",
-        "p_value",
-        "seasonal_amplitude",
-        "residual_std",
-        "n_obs",
-    ]
-    trends = pd.DataFrame(rows, columns=[*trend_cols, "start", "end", "stl_steps", "frequency", "period"])
+    trends = pd.DataFrame(rows, columns=[*TREND_COLUMNS, "start", "end", "stl_steps", "frequency", "period"])
     trends["significant"] = trends["p_value"] < alpha
     slope = trends["slope_per_year"]
     trends["trend_direction"] = np.where(

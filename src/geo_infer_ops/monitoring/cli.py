@@ -121,6 +121,23 @@ def start(
         _print_json({"cycles": n, "transitions": all_transitions, "status": monitor.get_system_status()})
 
 
+def _alerts_table(alerts: list[dict[str, Any]], title: str | None = None) -> Table:
+    """Active alerts, one row each, coloured by state and severity."""
+    table = Table(title=title, header_style="bold", title_justify="left")
+    for col in ("alert", "state", "severity", "labels", "value", "since"):
+        table.add_column(col)
+    for a in alerts:
+        table.add_row(
+            a["alert"],
+            Text(a["state"], style=STATE_STYLES.get(a["state"], "")),
+            Text(a["severity"], style=SEVERITY_STYLES.get(a["severity"], "")),
+            _labels_text(a["labels"]),
+            _fmt(a["value"]),
+            a["since"] or "-",
+        )
+    return table
+
+
 def _status_view(monitor: Any) -> Group:
     from .monitor import active_alerts_from_store
 
@@ -159,19 +176,7 @@ def _status_view(monitor: Any) -> Group:
     for mod, entry in sorted(status["modules"].items()):
         metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(entry["metrics"].items()))
         mods.add_row(mod, Text(entry["status"], style=HEALTH_STYLES.get(entry["status"], "")), metrics)
-    alerts = Table(title="alerts", header_style="bold", title_justify="left")
-    for col in ("alert", "state", "severity", "labels", "value", "since"):
-        alerts.add_column(col)
-    for a in firing:
-        alerts.add_row(
-            a["alert"],
-            Text(a["state"], style=STATE_STYLES.get(a["state"], "")),
-            Text(a["severity"], style=SEVERITY_STYLES.get(a["severity"], "")),
-            _labels_text(a["labels"]),
-            _fmt(a["value"]),
-            a["since"] or "-",
-        )
-    return Group(head, sysm, mods, alerts)
+    return Group(head, sysm, mods, _alerts_table(firing, title="alerts"))
 
 
 @monitor_app.command("status")
@@ -400,19 +405,7 @@ def alerts(
     if not active:
         _console().print(Text("no alerts firing", style="green"))
         return
-    table = Table(header_style="bold")
-    for col in ("alert", "state", "severity", "labels", "value", "since"):
-        table.add_column(col)
-    for a in active:
-        table.add_row(
-            a["alert"],
-            Text(a["state"], style=STATE_STYLES.get(a["state"], "")),
-            Text(a["severity"], style=SEVERITY_STYLES.get(a["severity"], "")),
-            _labels_text(a["labels"]),
-            _fmt(a["value"]),
-            a["since"] or "-",
-        )
-    _console().print(table)
+    _console().print(_alerts_table(active))
 
 
 @_guarded

@@ -148,6 +148,8 @@ class RunEngine:
         self._local_limit = workflow.max_parallel or 1_000_000
         self.started_at: float | None = None
         self.finished_at: float | None = None
+        self.status = "pending"
+        self.error: str | None = None
 
     # -- public ---------------------------------------------------------------
     def cancel(self, reason: str = "cancelled") -> None:
@@ -488,6 +490,7 @@ class RunEngine:
             status = "failed"
         bad = [n for n, s in self.states.items() if s.status in ("failed", "timed_out")]
         error = f"{len(bad)} step(s) did not succeed: {', '.join(bad)}" if bad else self._cancel_reason
+        self.status, self.error = status, error
         self._batch.update_run(self.run_id, status=status, finished_at=now, error=error)
         self._batch.event(self.run_id, "run_finished", f"{self.workflow.name} {status}", ts=now)
         self._flush()

@@ -16,8 +16,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from .._validation import validate_into
 from ..artifacts import ArtifactStore, StoredResult
 from ..clock import Clock
 from ..errors import ConfigError, Problem, RunStateError
@@ -61,21 +62,11 @@ class ParallelConfig(BaseModel):
 
 
 def _validated(model: type[BaseModel], data: Any, source: str) -> Any:
-    try:
-        return model.model_validate(data or {})
-    except ValidationError as exc:
-        allowed = ", ".join(model.model_fields)
-        raise ConfigError(
-            [
-                Problem(
-                    ".".join(str(p) for p in e["loc"]) or "<root>",
-                    e["msg"],
-                    f"allowed keys: {allowed}" if e["type"] == "extra_forbidden" else "see the message",
-                )
-                for e in exc.errors(include_url=False)
-            ],
-            source,
-        ) from None
+    problems: list[Problem] = []
+    value = validate_into(model, data or {}, "", problems)
+    if problems:
+        raise ConfigError(problems, source)
+    return value
 
 
 class WorkflowOrchestrator:
@@ -199,7 +190,7 @@ class WorkflowOrchestrator:
             return self._result(engine)
 
     def _result(self, engine: RunEngine) -> dict[str, Any]:
-        run = self.store.get_run(engine.run_id)
+        """The run's result from the engine's own state (the store holds the same, just committed)."""
         outputs: dict[str, Any] = {}
         for name, state in engine.states.items():
             if state.status == "succeeded":
@@ -209,7 +200,7 @@ class WorkflowOrchestrator:
             "run_id": engine.run_id,
             "name": engine.workflow.name,
             "version": engine.workflow.version,
-            "status": run["status"],
+            "status": engine.status,
             "steps": {
                 name: {
                     "status": s.status,
@@ -221,12 +212,12 @@ class WorkflowOrchestrator:
                 for name, s in engine.states.items()
             },
             "outputs": outputs,
-            "started_at": iso(run["started_at"]),
-            "finished_at": iso(run["finished_at"]),
-            "duration_s": (run["finished_at"] - run["started_at"])
-            if run["finished_at"] and run["started_at"]
+            "started_at": iso(engine.started_at),
+            "finished_at": iso(engine.finished_at),
+            "duration_s": (engine.finished_at - engine.started_at)
+            if engine.finished_at and engine.started_at
             else None,
-            "error": run["error"],
+            "error": engine.error,
         }
 
     def _load(self, result: StoredResult | None) -> Any:

@@ -22,7 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import Problem, WorkflowSpecError, field_path, short_repr
+from .._validation import nested_fields, validate_into
+from ..errors import Problem, WorkflowSpecError, short_repr
 from .retry import RetryPolicy
 from .schedules import parse_schedule
 
@@ -206,61 +207,16 @@ def as_workflow_dict(source: Mapping[str, Any] | str | Path) -> tuple[Any, str]:
 # parsing
 
 
-def _fix_for(err: Mapping[str, Any], model: type[BaseModel]) -> str:
-    kind = err.get("type", "")
-    loc = err.get("loc", ())
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(model, loc)
-        close = difflib.get_close_matches(str(loc[-1]) if loc else "", allowed, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        return f"{hint}remove it; allowed keys: {', '.join(allowed)}"
-    if kind == "missing":
-        return "add this key"
-    if kind.startswith(("int_", "float_", "bool_", "string_", "dict_", "tuple_", "list_")) or kind.endswith(
-        "_type"
-    ):
-        return "use a value of the type named in the message"
-    if kind == "literal_error":
-        return "use one of the values named in the message"
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"):
-        return "use a value inside the range named in the message"
-    if kind == "value_error":
-        return "see the message for the accepted forms"
-    return ""
-
-
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    current: type[BaseModel] = model
-    for part in loc[:-1]:
-        field = current.model_fields.get(str(part)) if isinstance(part, str) else None
-        if field is None:
-            continue
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            current = annotation
-    keys = list(current.model_fields)
-    if current is _RawHeader:
+    """The model's keys; the header also allows ``steps`` (validated on its own, step by step)."""
+    keys = nested_fields(model, loc)
+    if model is _RawHeader and len(loc) == 1:
         keys.insert(keys.index("description") + 1, "steps")
     return keys
 
 
 def _validate(model: type[BaseModel], data: Any, prefix: str, problems: list[Problem]) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            loc = tuple(err.get("loc", ()))
-            msg = err.get("msg", "invalid value")
-            if msg.startswith("Value error, "):
-                msg = msg[len("Value error, ") :]
-            if err.get("type") == "extra_forbidden":
-                msg = "unknown key"
-            elif err.get("type") == "missing":
-                msg = "missing required key"
-            if err.get("type") not in ("missing", "extra_forbidden") and "input" in err:
-                msg = f"{msg} (got {short_repr(err['input'])})"
-            problems.append(Problem(field_path(prefix, loc), msg, _fix_for(err, model)))
-        return None
+    return validate_into(model, data, prefix, problems, _allowed_keys)
 
 
 def _check_json(value: Any, path: str, problems: list[Problem]) -> None:
