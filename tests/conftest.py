@@ -11,6 +11,7 @@ import pytest
 
 from geo_infer_ops.modules.registry import registry
 from geo_infer_ops.settings import Settings
+from geo_infer_ops.store import Store
 
 POSTGRES_URL = os.environ.get("GEO_INFER_OPS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -90,3 +91,13 @@ def database_url(request: pytest.FixtureRequest, home: Path) -> str:
 @pytest.fixture
 def settings(home: Path) -> Settings:
     return Settings(home=home, max_parallel=4)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A migrated store, once on SQLite and once on PostgreSQL."""
+    s = Store(database_url)
+    try:
+        yield s
+    finally:
+        s.close()

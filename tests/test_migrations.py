@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -16,15 +13,6 @@ from geo_infer_ops.store import tables as t
 from geo_infer_ops.store.store import HEAD_REVISION, MIGRATIONS_DIR
 
 TABLES = {table.name for table in t.metadata.sorted_tables}
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _alembic(store: Store, verb: str, revision: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,15 +15,6 @@ from geo_infer_ops.store import tables as t
 from geo_infer_ops.store.store import HEAD_REVISION
 
 STEPS = [("load", "DATA", "load_sensor_data"), ("space", "SPACE", "analyze"), ("report", "APP", "report")]
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def new_run(store: Store, run_id: str, name: str = "wf", workflow_id: str = "v1", **kwargs: Any) -> str:

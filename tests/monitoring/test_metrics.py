@@ -19,15 +19,6 @@ T0 = 1_700_000_100.0  # aligned to 1- and 5-minute buckets
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(T0)
 
